@@ -1,0 +1,1 @@
+"""Decisions and the outbound edge: watch-lists, matching, rendering, channels."""

@@ -1,0 +1,67 @@
+"""Typed data of the alerting stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One term occurrence that made a watch-list fire."""
+
+    term: str  # the term as written in the query (or alias member)
+    field: str  # "title" or "summary"
+    start: int  # character span in the item's field text
+    end: int
+    snippet: str  # plain-text context around the hit
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A watch-list that fired on one item, with why."""
+
+    watchlist_id: str
+    hits: tuple[Hit, ...]
+    snippet: str  # best snippet, plain text
+
+    @property
+    def terms(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for hit in self.hits:
+            seen.setdefault(hit.term, None)
+        return list(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertWatchlist:
+    id: str
+    title: str
+    severity: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertItem:
+    title: str
+    url: str
+    feed_id: str
+    published_at: datetime | None
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """Everything a channel needs to tell a person about one match.
+
+    ``delivery_id`` is the idempotency key: the webhook-id and the email Message-ID,
+    the same on every retry of one delivery.
+    """
+
+    alert_id: str
+    delivery_id: str
+    created_at: datetime
+    watchlist: AlertWatchlist
+    item: AlertItem
+    hits: tuple[Hit, ...]
+    snippet: str
+    also_reported_by: tuple[str, ...] = field(default_factory=tuple)

@@ -1,0 +1,52 @@
+"""Typed data that leaves the ingestion stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """One normalized entry of a feed.
+
+    Every text field is a plain ``str`` with HTML stripped and control characters
+    removed; ``published_at`` is timezone-aware UTC or ``None`` when the feed gave none.
+    """
+
+    guid: str
+    title: str
+    url: str
+    summary: str
+    published_at: datetime | None
+    fingerprint: str
+    author: str = ""
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """What a feed document yields: its items plus hints for the poller."""
+
+    title: str
+    items: tuple[FeedItem, ...]
+    ttl_seconds: int | None = None
+    warning: str | None = None  # a recoverable parse problem (feedparser's "bozo")
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """Outcome of one conditional GET that did not fail."""
+
+    url: str  # the URL finally answered, after redirects
+    status: int
+    body: bytes | None  # None on 304
+    etag: str | None = None
+    last_modified: str | None = None
+    content_type: str | None = None
+    permanent_url: str | None = None  # set when a 301/308 chain says the feed moved
+    max_age: int | None = None  # Cache-Control max-age, seconds
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
