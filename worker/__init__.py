@@ -1,0 +1,1 @@
+"""The imperative shell: Celery app, tasks, schedule, persistence and the CLI."""

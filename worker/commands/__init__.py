@@ -1,0 +1,1 @@
+"""One module per ``watchfloor`` subcommand; each exposes ``register(subparsers)``."""

@@ -1,0 +1,161 @@
+"""Poll one feed: fetch, parse, keep new items, match, write the outbox in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+
+from alerts.types import Match
+from feeds.errors import IngestError
+from feeds.fetch import fetch
+from feeds.normalize import content_hash
+from feeds.parse import parse_feed
+from feeds.sources import FeedSource
+from feeds.types import FeedItem, FetchResult
+from worker import store
+from worker.config import Config
+from worker.models import Feed, utcnow
+from worker.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+MAX_BACKOFF = timedelta(hours=6)
+
+
+@dataclass
+class PollOutcome:
+    feed_id: str
+    status: str  # "ok", "not-modified", "unchanged", "error", "skipped"
+    new_items: list[tuple[int, FeedItem]] = field(default_factory=list)
+    matches: list[tuple[int, Match]] = field(default_factory=list)
+    delivery_ids: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def poll_feed(rt: Runtime, feed_id: str, now: datetime | None = None) -> PollOutcome:
+    now = now or utcnow()
+    config = rt.config.current()
+    source = config.feed(feed_id)
+    if source is None or not source.enabled:
+        return PollOutcome(feed_id, "skipped", error="not in config or disabled")
+    with rt.sessions.begin() as session:
+        store.sync_feeds(session, [source], now)
+        feed = session.get(Feed, feed_id)
+        url, etag, last_modified = feed.url, feed.etag, feed.last_modified
+        body_hash, first_poll = feed.body_hash, feed.last_success_at is None
+    try:
+        result = fetch(
+            url,
+            etag=etag,
+            last_modified=last_modified,
+            limits=rt.fetch_limits,
+            allow_private=rt.settings.allow_private_urls,
+        )
+        if result.not_modified or content_hash(result.body or b"") == body_hash:
+            return _unchanged(rt, source, result, now)
+        parsed = parse_feed(result.body or b"", url=result.url, content_type=result.content_type)
+    except IngestError as exc:
+        return _failed(rt, source, exc, now)
+    return _store_new(rt, config, source, result, parsed.items, parsed.ttl_seconds, first_poll, now)
+
+
+def _next_poll(source: FeedSource, now: datetime, hint_seconds: int | None) -> datetime:
+    """The configured interval; a server's max-age or <ttl> may stretch it up to 4x."""
+    interval = source.interval
+    if hint_seconds:
+        interval = max(interval, min(timedelta(seconds=hint_seconds), interval * 4))
+    return now + interval
+
+
+def _unchanged(rt: Runtime, source: FeedSource, result: FetchResult, now: datetime) -> PollOutcome:
+    with rt.sessions.begin() as session:
+        feed = session.get(Feed, source.id)
+        _remember_validators(feed, result)
+        store.record_feed_success(session, feed, now, _next_poll(source, now, result.max_age))
+    status = "not-modified" if result.not_modified else "unchanged"
+    log.info("feed polled", feed_id=source.id, status=status)
+    return PollOutcome(source.id, status)
+
+
+def _remember_validators(feed: Feed, result: FetchResult) -> None:
+    feed.etag = result.etag or feed.etag
+    feed.last_modified = result.last_modified or feed.last_modified
+    if result.permanent_url and result.permanent_url != feed.url:
+        log.info("feed moved permanently", feed_id=feed.id, url=result.permanent_url)
+        feed.url = result.permanent_url
+
+
+def _failed(rt: Runtime, source: FeedSource, exc: IngestError, now: datetime) -> PollOutcome:
+    message = f"{exc.kind}: {exc.message}"
+    with rt.sessions.begin() as session:
+        feed = session.get(Feed, source.id)
+        backoff = min(source.interval * 2 ** min(feed.error_count, 16), MAX_BACKOFF)
+        if exc.retry_after:
+            backoff = max(backoff, timedelta(seconds=exc.retry_after))
+        store.record_feed_error(session, feed, message, now, now + backoff, exc.permanent)
+        errors = feed.error_count
+    log.warning(
+        "feed poll failed",
+        feed_id=source.id,
+        error=message,
+        error_count=errors,
+        disabled=exc.permanent,
+    )
+    return PollOutcome(source.id, "error", error=message)
+
+
+def _alertable(item: FeedItem, first_poll: bool, window: timedelta, now: datetime) -> bool:
+    """On a feed's first poll, only recent items alert, so adding a feed never floods the desk."""
+    if not first_poll:
+        return True
+    return item.published_at is not None and item.published_at >= now - window
+
+
+def _store_new(
+    rt: Runtime,
+    config: Config,
+    source: FeedSource,
+    result: FetchResult,
+    items: tuple[FeedItem, ...],
+    ttl: int | None,
+    first_poll: bool,
+    now: datetime,
+) -> PollOutcome:
+    outcome = PollOutcome(source.id, "ok")
+    window = timedelta(hours=rt.settings.first_poll_window_hours)
+    with rt.sessions.begin() as session:
+        outcome.new_items = store.insert_new_items(session, source.id, items, now)
+        for item_id, item in outcome.new_items:
+            if _alertable(item, first_poll, window, now):
+                _match_item(session, config, source, item_id, item, now, outcome)
+        feed = session.get(Feed, source.id)
+        _remember_validators(feed, result)
+        feed.body_hash = content_hash(result.body or b"")
+        hint = max(filter(None, (result.max_age, ttl)), default=None)
+        store.record_feed_success(session, feed, now, _next_poll(source, now, hint))
+    log.info(
+        "feed polled",
+        feed_id=source.id,
+        status="ok",
+        items=len(items),
+        new_items=len(outcome.new_items),
+        matches=len(outcome.matches),
+    )
+    return outcome
+
+
+def _match_item(session, config, source, item_id, item, now, outcome) -> None:  # type: ignore[no-untyped-def]
+    for match in config.matcher.match(
+        item.title, item.summary, feed_id=source.id, feed_tags=source.tags
+    ):
+        watchlist = config.watchlist(match.watchlist_id)
+        if watchlist is None:
+            continue
+        match_id = store.insert_match(
+            session, item_id, f"item:{item_id}", watchlist.severity, match, now
+        )
+        if match_id is None:
+            continue
+        outcome.matches.append((match_id, match))
+        outcome.delivery_ids += store.insert_deliveries(session, match_id, watchlist.channels, now)

@@ -1,0 +1,74 @@
+"""Per-process wiring: engine, sessions, config cache, built channels."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.channels import build_channel
+from alerts.channels.base import Channel
+from feeds.fetch import FetchLimits
+from worker.config import ConfigCache
+from worker.db import make_engine, session_factory
+from worker.settings import Settings, load_settings
+
+DEFAULT_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h,10h,10h"
+
+
+def _durations(spec: str) -> tuple[timedelta, ...]:
+    from feeds.sources import parse_duration
+
+    return tuple(parse_duration(part) for part in spec.split(",") if part.strip())
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    config: ConfigCache
+    fetch_limits: FetchLimits = field(default_factory=FetchLimits)
+    delivery_lease: timedelta = timedelta(minutes=5)
+    retry_schedule: tuple[timedelta, ...] = _durations(DEFAULT_RETRY_SCHEDULE)
+    max_countdown: timedelta = timedelta(seconds=60)
+    _channels: dict[str, tuple[object, Channel]] = field(default_factory=dict)
+
+    def channel(self, channel_id: str) -> Channel | None:
+        """A built channel, rebuilt when its config entry changes."""
+        config = self.config.current().channels.get(channel_id)
+        if config is None:
+            return None
+        cached = self._channels.get(channel_id)
+        if cached is None or cached[0] != config:
+            built = build_channel(config, allow_private=self.settings.allow_private_urls)
+            self._channels[channel_id] = cached = (config, built)
+        return cached[1]
+
+
+def build_runtime(settings: Settings | None = None) -> Runtime:
+    settings = settings or load_settings()
+    engine = make_engine(settings.database_url)
+    env = os.environ
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        config=ConfigCache(settings.config_dir),
+        delivery_lease=timedelta(seconds=float(env.get("WATCHFLOOR_DELIVERY_LEASE", "300"))),
+        retry_schedule=_durations(env.get("WATCHFLOOR_RETRY_SCHEDULE", DEFAULT_RETRY_SCHEDULE)),
+    )
+
+
+_runtime: tuple[int, Runtime] | None = None
+
+
+def runtime() -> Runtime:
+    """One Runtime per process (a forked Celery child builds its own engine)."""
+    global _runtime
+    if _runtime is None or _runtime[0] != os.getpid():
+        _runtime = (os.getpid(), build_runtime())
+    return _runtime[1]

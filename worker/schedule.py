@@ -1,0 +1,22 @@
+"""The beat schedule. Every entry is safe to run twice (two beats, or a restart)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.settings import Settings
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    return {
+        "poll-due-feeds": {
+            "task": "watchfloor.poll_due_feeds",
+            "schedule": settings.beat_interval,
+            "options": {"queue": "poll", "expires": settings.beat_interval * 4},
+        },
+        "sweep-outbox": {
+            "task": "watchfloor.sweep",
+            "schedule": settings.sweep_interval,
+            "options": {"queue": "deliver", "expires": settings.sweep_interval * 4},
+        },
+    }

@@ -1,0 +1,280 @@
+"""The only code that reads and writes the database.
+
+Dedup relies on unique constraints with ``ON CONFLICT DO NOTHING``: two workers racing on
+one feed insert an item (and so a match) once; the loser gets no row back and goes quiet.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from alerts.types import Match
+from feeds.sources import FeedSource
+from feeds.types import FeedItem
+from worker.models import ChannelState, Delivery, Feed, Heartbeat, Item, MatchRow
+
+ERROR_MAX = 500
+
+
+def insert_ignore(
+    session: Session, table: Table, rows: list[dict[str, Any]], conflict: Sequence[str]
+) -> list[Any]:
+    """Insert rows, skip those that hit ``conflict``; return the primary keys inserted."""
+    if not rows:
+        return []
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    pk = next(iter(table.primary_key.columns))
+    stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+    return [session.execute(stmt.values(row).returning(pk)).scalar() for row in rows]
+
+
+# --- feeds ---------------------------------------------------------------------------
+
+
+def sync_feeds(session: Session, sources: Iterable[FeedSource], now: datetime) -> None:
+    """Make a row for every configured feed; a changed URL in config resets its state."""
+    rows = {f.id: f for f in session.scalars(select(Feed))}
+    for source in sources:
+        row = rows.get(source.id)
+        if row is None:
+            session.add(Feed(id=source.id, url=source.url, config_url=source.url, next_poll_at=now))
+        elif row.config_url != source.url:
+            row.url = row.config_url = source.url
+            row.etag = row.last_modified = row.body_hash = row.disabled_reason = None
+            row.error_count, row.next_poll_at = 0, now
+
+
+def claim_due_feeds(
+    session: Session, feed_ids: Iterable[str], now: datetime, lease: timedelta
+) -> list[str]:
+    """Push ``next_poll_at`` ahead atomically, so two beats never enqueue one feed twice."""
+    due = session.scalars(
+        select(Feed.id).where(
+            Feed.id.in_(list(feed_ids)), Feed.next_poll_at <= now, Feed.disabled_reason.is_(None)
+        )
+    ).all()
+    claimed = []
+    for feed_id in due:
+        result = session.execute(
+            update(Feed)
+            .where(Feed.id == feed_id, Feed.next_poll_at <= now)
+            .values(next_poll_at=now + lease)
+        )
+        if result.rowcount:
+            claimed.append(feed_id)
+    return claimed
+
+
+def record_feed_error(
+    session: Session,
+    feed: Feed,
+    message: str,
+    now: datetime,
+    next_poll_at: datetime,
+    disable: bool = False,
+) -> None:
+    feed.error_count += 1
+    feed.last_error, feed.last_error_at = message[:ERROR_MAX], now
+    feed.last_polled_at, feed.next_poll_at = now, next_poll_at
+    if disable:
+        feed.disabled_reason = message[:ERROR_MAX]
+
+
+def record_feed_success(session: Session, feed: Feed, now: datetime, next_poll_at: datetime) -> None:
+    feed.error_count, feed.last_error = 0, None
+    feed.last_polled_at = feed.last_success_at = now
+    feed.next_poll_at = next_poll_at
+
+
+# --- items and matches ---------------------------------------------------------------
+
+
+def insert_new_items(
+    session: Session, feed_id: str, items: Sequence[FeedItem], now: datetime
+) -> list[tuple[int, FeedItem]]:
+    """Insert unseen items (by GUID, then by canonical URL within the feed)."""
+    known_urls = set(
+        session.scalars(
+            select(Item.canonical_url).where(
+                Item.feed_id == feed_id, Item.canonical_url.in_([i.url for i in items if i.url])
+            )
+        )
+    )
+    fresh = [i for i in items if not i.url or i.url not in known_urls]
+    rows = [_item_row(feed_id, item, now) for item in fresh]
+    ids = insert_ignore(session, Item.__table__, rows, ["feed_id", "guid"])
+    return [(item_id, item) for item_id, item in zip(ids, fresh, strict=True) if item_id is not None]
+
+
+def _item_row(feed_id: str, item: FeedItem, now: datetime) -> dict[str, Any]:
+    return {
+        "feed_id": feed_id,
+        "guid": item.guid,
+        "canonical_url": item.url,
+        "title": item.title,
+        "summary": item.summary,
+        "published_at": item.published_at,
+        "fetched_at": now,
+        "fingerprint": item.fingerprint,
+    }
+
+
+def insert_match(
+    session: Session, item_id: int, story_key: str, severity: str, match: Match, now: datetime
+) -> int | None:
+    """Record a match once per (watch-list, story); None when it is already there."""
+    row = {
+        "item_id": item_id,
+        "watchlist_id": match.watchlist_id,
+        "story_key": story_key,
+        "severity": severity,
+        "hits": [hit_to_json(h) for h in match.hits],
+        "snippet": match.snippet,
+        "created_at": now,
+    }
+    [match_id] = insert_ignore(session, MatchRow.__table__, [row], ["watchlist_id", "story_key"])
+    return match_id
+
+
+def hit_to_json(hit: Any) -> dict[str, Any]:
+    return {
+        "term": hit.term,
+        "field": hit.field,
+        "start": hit.start,
+        "end": hit.end,
+        "snippet": hit.snippet,
+    }
+
+
+# --- deliveries (the outbox) ---------------------------------------------------------
+
+
+def new_delivery_id() -> str:
+    return f"msg_{uuid.uuid4().hex}"
+
+
+def insert_deliveries(
+    session: Session, match_id: int, channel_ids: Iterable[str], now: datetime
+) -> list[str]:
+    rows = [
+        {
+            "id": new_delivery_id(),
+            "match_id": match_id,
+            "channel_id": channel_id,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "enqueued_at": now,
+            "created_at": now,
+        }
+        for channel_id in channel_ids
+    ]
+    ids = insert_ignore(session, Delivery.__table__, rows, ["match_id", "channel_id"])
+    return [i for i in ids if i is not None]
+
+
+def claim_delivery(
+    session: Session, delivery_id: str, now: datetime, lease: timedelta
+) -> Delivery | None:
+    """Take a due delivery for one attempt; None when it is sent, dead, not due or taken.
+
+    A delivery stuck in ``sending`` past its lease (its worker died) can be taken again:
+    that is the one case of a second send, and it carries the same id.
+    """
+    claimable = or_(
+        and_(Delivery.status.in_(("pending", "failed")), Delivery.next_attempt_at <= now),
+        and_(Delivery.status == "sending", Delivery.claimed_at <= now - lease),
+    )
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, claimable)
+        .values(status="sending", attempts=Delivery.attempts + 1, claimed_at=now)
+    )
+    if not result.rowcount:
+        return None
+    return session.get(Delivery, delivery_id, populate_existing=True)
+
+
+def record_delivery_sent(session: Session, delivery: Delivery, now: datetime) -> None:
+    delivery.status, delivery.sent_at, delivery.last_error = "sent", now, None
+    _channel_state(session, delivery.channel_id).error_count = 0
+    _channel_state(session, delivery.channel_id).last_success_at = now
+
+
+def record_delivery_failure(
+    session: Session, delivery: Delivery, message: str, next_attempt_at: datetime | None
+) -> None:
+    """``next_attempt_at`` None means no more attempts: the delivery is dead."""
+    delivery.last_error = message[:ERROR_MAX]
+    if next_attempt_at is None:
+        delivery.status = "dead"
+    else:
+        delivery.status, delivery.next_attempt_at = "failed", next_attempt_at
+    state = _channel_state(session, delivery.channel_id)
+    state.error_count += 1
+    state.last_error = message[:ERROR_MAX]
+
+
+def disable_channel(session: Session, channel_id: str, reason: str) -> None:
+    _channel_state(session, channel_id).disabled_reason = reason[:ERROR_MAX]
+
+
+def channel_disabled(session: Session, channel_id: str) -> str | None:
+    state = session.get(ChannelState, channel_id)
+    return state.disabled_reason if state else None
+
+
+def _channel_state(session: Session, channel_id: str) -> ChannelState:
+    state = session.get(ChannelState, channel_id)
+    if state is None:
+        state = ChannelState(id=channel_id, error_count=0)
+        session.add(state)
+    return state
+
+
+def due_deliveries(
+    session: Session, now: datetime, lease: timedelta, requeue_after: timedelta
+) -> list[str]:
+    """Deliveries the broker may have lost: due and not enqueued recently, or stuck sending."""
+    due = or_(
+        and_(
+            Delivery.status.in_(("pending", "failed")),
+            Delivery.next_attempt_at <= now,
+            or_(Delivery.enqueued_at.is_(None), Delivery.enqueued_at <= now - requeue_after),
+        ),
+        and_(Delivery.status == "sending", Delivery.claimed_at <= now - lease),
+    )
+    ids = list(session.scalars(select(Delivery.id).where(due).limit(1000)))
+    if ids:
+        session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(enqueued_at=now))
+    return ids
+
+
+def mark_enqueued(session: Session, delivery_ids: Sequence[str], now: datetime) -> None:
+    if delivery_ids:
+        session.execute(
+            update(Delivery).where(Delivery.id.in_(delivery_ids)).values(enqueued_at=now)
+        )
+
+
+def beat(session: Session, name: str, now: datetime) -> None:
+    row = session.get(Heartbeat, name)
+    if row is None:
+        session.add(Heartbeat(name=name, at=now))
+    else:
+        row.at = now
+
+
+@dataclass(frozen=True)
+class DeliveryContext:
+    delivery: Delivery
+    match: MatchRow
+    item: Item

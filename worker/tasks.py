@@ -1,0 +1,80 @@
+"""Thin Celery tasks: ids in, plain functions called, transient errors retried."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+from celery import signals
+
+from worker import delivery, pipeline, store
+from worker.app import app
+from worker.db import require_current_schema
+from worker.models import utcnow
+from worker.runtime import Runtime, runtime
+
+log = structlog.get_logger(__name__)
+POLL_LEASE = timedelta(minutes=2)
+
+
+@signals.worker_init.connect
+@signals.beat_init.connect
+def _check_schema(**_: object) -> None:
+    require_current_schema(runtime().engine)
+
+
+@app.task(name="watchfloor.poll_due_feeds")
+def poll_due_feeds() -> list[str]:
+    rt = runtime()
+    config, now = rt.config.current(), utcnow()
+    with rt.sessions.begin() as session:
+        store.sync_feeds(session, config.feeds, now)
+        store.beat(session, "beat", now)
+        enabled = [f for f in config.feeds if f.enabled]
+        claimed: list[str] = []
+        for feed in enabled:  # one lease per interval, so two beats never double-poll
+            claimed += store.claim_due_feeds(session, [feed.id], now, max(feed.interval, POLL_LEASE))
+    for feed_id in claimed:
+        poll_feed.delay(feed_id)
+    return claimed
+
+
+@app.task(name="watchfloor.poll_feed")
+def poll_feed(feed_id: str) -> dict[str, object]:
+    rt = runtime()
+    with structlog.contextvars.bound_contextvars(feed_id=feed_id, task_id=poll_feed.request.id):
+        outcome = pipeline.poll_feed(rt, feed_id)
+    enqueue_deliveries(rt, outcome.delivery_ids)
+    return {"status": outcome.status, "new": len(outcome.new_items), "matches": len(outcome.matches)}
+
+
+def enqueue_deliveries(rt: Runtime, delivery_ids: list[str]) -> None:
+    """Called after the outbox transaction committed; a lost message is swept up later."""
+    for delivery_id in delivery_ids:
+        deliver.delay(delivery_id)
+
+
+@app.task(name="watchfloor.deliver", acks_late=True, reject_on_worker_lost=True)
+def deliver(delivery_id: str) -> str:
+    rt = runtime()
+    with structlog.contextvars.bound_contextvars(delivery_id=delivery_id, task_id=deliver.request.id):
+        outcome = delivery.deliver(rt, delivery_id)
+    if outcome.retry_in is not None and outcome.retry_in <= rt.max_countdown:
+        # Short waits ride on a countdown; long ones wait in the database for the sweep.
+        with rt.sessions.begin() as session:
+            store.mark_enqueued(session, [delivery_id], utcnow())
+        deliver.apply_async((delivery_id,), countdown=outcome.retry_in.total_seconds())
+    return outcome.status
+
+
+@app.task(name="watchfloor.sweep")
+def sweep() -> int:
+    rt = runtime()
+    now = utcnow()
+    with rt.sessions.begin() as session:
+        ids = store.due_deliveries(session, now, rt.delivery_lease, requeue_after=rt.max_countdown)
+    for delivery_id in ids:
+        deliver.delay(delivery_id)
+    if ids:
+        log.info("sweep re-enqueued deliveries", count=len(ids))
+    return len(ids)
