@@ -50,6 +50,15 @@ class AlertItem:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertStory:
+    """The story an alert's item belongs to: the same news from several sources."""
+
+    id: int
+    first_seen: datetime
+    sources: tuple[str, ...]  # feed ids, first reporter first
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
     """Everything a channel needs to tell a person about one match.
 
@@ -65,3 +74,4 @@ class Alert:
     hits: tuple[Hit, ...]
     snippet: str
     also_reported_by: tuple[str, ...] = field(default_factory=tuple)
+    story: AlertStory | None = None

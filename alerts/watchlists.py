@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SLUG = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+ALIAS_NAME = re.compile(r"^[\w-]+$")  # what ``@name`` in a query can refer to
 Severity = Literal["low", "medium", "high", "critical"]
 SEVERITY_ORDER: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
@@ -30,3 +32,27 @@ class WatchListsFile(BaseModel):
 
     aliases: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     watchlists: tuple[WatchList, ...] = ()
+
+    @field_validator("aliases", mode="before")
+    @classmethod
+    def _numbers_are_text(cls, value: object) -> object:
+        """YAML reads ``- 1718`` as a number; as an alias member it is the text 1718."""
+        if not isinstance(value, dict):
+            return value
+        return {
+            name: [_as_text(m) for m in members] if isinstance(members, list) else members
+            for name, members in value.items()
+        }
+
+    @field_validator("aliases")
+    @classmethod
+    def _referable_names(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for name in value:
+            if not ALIAS_NAME.match(name):
+                raise ValueError(f"alias name {name!r}: use letters, digits, - or _ (for @{name})")
+        return value
+
+
+def _as_text(member: object) -> object:
+    is_number = isinstance(member, int | float) and not isinstance(member, bool)
+    return str(member) if is_number else member

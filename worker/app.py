@@ -6,18 +6,26 @@ import logging
 import os
 
 from celery import Celery, signals
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from worker.logs import configure_logging
 from worker.schedule import beat_schedule
 from worker.settings import Settings, load_settings
 
 
+def _transport_options(settings: Settings) -> dict[str, float]:
+    """Redis needs a visibility timeout; kombu's SQLAlchemy transport hands options to
+    ``create_engine``, which rejects unknown keys, so it gets none."""
+    if settings.embedded_broker:
+        return {}
+    visibility = float(os.environ.get("WATCHFLOOR_VISIBILITY_TIMEOUT", "3600"))
+    return {"visibility_timeout": visibility, "polling_interval": 0.5}
+
+
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or load_settings()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     app = Celery("watchfloor", broker=settings.broker_url, include=["worker.tasks"])
-    visibility = float(os.environ.get("WATCHFLOOR_VISIBILITY_TIMEOUT", "3600"))
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -28,15 +36,20 @@ def create_app(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         task_time_limit=180,
         task_soft_time_limit=150,
-        task_queues=[Queue("poll"), Queue("deliver")],
+        task_queues=[
+            Queue("poll", Exchange("poll", type="direct"), routing_key="poll"),
+            Queue("deliver", Exchange("deliver", type="direct"), routing_key="deliver"),
+        ],
         task_default_queue="poll",
+        task_default_exchange="poll",
+        task_default_routing_key="poll",
         task_routes={
-            "watchfloor.deliver": {"queue": "deliver"},
-            "watchfloor.sweep": {"queue": "deliver"},
+            "watchfloor.deliver": {"queue": "deliver", "routing_key": "deliver"},
+            "watchfloor.sweep": {"queue": "deliver", "routing_key": "deliver"},
         },
         beat_schedule=beat_schedule(settings),
         beat_schedule_filename=str(settings.var_dir / "celerybeat-schedule"),
-        broker_transport_options={"visibility_timeout": visibility, "polling_interval": 0.5},
+        broker_transport_options=_transport_options(settings),
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=True,

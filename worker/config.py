@@ -69,8 +69,8 @@ def _read(config_dir: Path, name: str, issues: list[ConfigIssue]) -> YamlDocumen
 
 
 def _validate(doc: YamlDocument, model: type[M], issues: list[ConfigIssue]) -> M | None:
-    if doc.data is None and not doc.issues:
-        return model.model_validate({})
+    if doc.data is None:  # an empty file is valid; an unreadable one was reported already
+        return None if doc.issues else model.model_validate({})
     try:
         return model.model_validate(doc.data)
     except ValidationError as exc:
@@ -113,6 +113,12 @@ def _compile(doc: YamlDocument, wl: WatchListsFile, issues: list[ConfigIssue]) -
         return None
 
 
+def _channel_ids(doc: YamlDocument) -> set[str]:
+    """Ids as written, so references are checked even when a channel entry is invalid."""
+    entries = doc.data.get("channels") if isinstance(doc.data, dict) else None
+    return {e["id"] for e in entries or () if isinstance(e, dict) and isinstance(e.get("id"), str)}
+
+
 def signature(config_dir: Path) -> tuple[Any, ...]:
     """Cheap change detector: (name, mtime_ns, size) of each file."""
     out = []
@@ -141,8 +147,7 @@ def load_config(config_dir: Path | str) -> Config:
     matcher = None
     if wl:
         _unique(wl_doc, "watchlists", [w.id for w in wl.watchlists], issues)
-        if channels:
-            _check_references(wl_doc, wl, {c.id for c in channels.channels}, issues)
+        _check_references(wl_doc, wl, _channel_ids(ch_doc), issues)
         matcher = _compile(wl_doc, wl, issues)
     if issues or not (feeds and wl and channels and matcher):
         raise ConfigError(issues)

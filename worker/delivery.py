@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 import structlog
 
 from alerts.channels.base import ChannelGoneError, DeliveryError
-from alerts.types import Alert, AlertItem, AlertWatchlist, Hit
+from alerts.types import Alert, AlertItem, AlertStory, AlertWatchlist, Hit
 from worker import store
 from worker.config import Config
-from worker.models import Delivery, Item, MatchRow, utcnow
+from worker.models import Delivery, Item, MatchRow, Story, utcnow
 from worker.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -26,8 +26,15 @@ class DeliveryOutcome:
     error: str | None = None
 
 
-def build_alert(config: Config, delivery: Delivery, match: MatchRow, item: Item) -> Alert:
+def build_alert(
+    config: Config,
+    delivery: Delivery,
+    match: MatchRow,
+    item: Item,
+    story: tuple[Story, list[str]] | None = None,
+) -> Alert:
     watchlist = config.watchlist(match.watchlist_id)
+    sources = tuple(story[1]) if story else ()
     return Alert(
         alert_id=f"alr_{match.id}",
         delivery_id=delivery.id,
@@ -46,6 +53,8 @@ def build_alert(config: Config, delivery: Delivery, match: MatchRow, item: Item)
         ),
         hits=tuple(Hit(**h) for h in match.hits),
         snippet=match.snippet,
+        also_reported_by=tuple(s for s in sources if s != item.feed_id),
+        story=AlertStory(story[0].id, story[0].first_seen, sources) if story else None,
     )
 
 
@@ -68,7 +77,9 @@ def deliver(rt: Runtime, delivery_id: str, now: datetime | None = None) -> Deliv
         match = session.get(MatchRow, delivery.match_id)
         item = session.get(Item, match.item_id)
         disabled = store.channel_disabled(session, delivery.channel_id)
-        alert = build_alert(config, delivery, match, item)
+        story = session.get(Story, item.story_id) if item.story_id else None
+        sources = store.story_sources(session, item.story_id)
+        alert = build_alert(config, delivery, match, item, (story, sources) if story else None)
     channel = rt.channel(delivery.channel_id)
     try:
         if channel is None:

@@ -139,3 +139,28 @@ class Heartbeat(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Story(Base):
+    """Near-duplicate items across feeds within a window: one story, one alert per watch-list."""
+
+    __tablename__ = "stories"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    title: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(Text)  # feeds.story.to_json
+
+
+class StoryBand(Base):
+    """LSH band keys of a story's signature: an indexed equality lookup finds candidates."""
+
+    __tablename__ = "story_bands"
+    __table_args__ = (Index("ix_story_bands_key_seen", "key", "seen_at"),)
+
+    key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    story_id: Mapped[int] = mapped_column(
+        ForeignKey("stories.id", ondelete="CASCADE"), primary_key=True
+    )
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
+from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from alerts.types import Match
 from feeds.errors import IngestError
@@ -16,8 +18,9 @@ from feeds.sources import FeedSource
 from feeds.types import FeedItem, FetchResult
 from worker import store
 from worker.config import Config
-from worker.models import Feed, utcnow
+from worker.models import Feed, Item, utcnow
 from worker.runtime import Runtime
+from worker.stories import assign_story
 
 log = structlog.get_logger(__name__)
 MAX_BACKOFF = timedelta(hours=6)
@@ -127,8 +130,10 @@ def _store_new(
     with rt.sessions.begin() as session:
         outcome.new_items = store.insert_new_items(session, source.id, items, now)
         for item_id, item in outcome.new_items:
+            story_id = assign_story(session, item, now)
+            session.execute(update(Item).where(Item.id == item_id).values(story_id=story_id))
             if _alertable(item, first_poll, window, now):
-                _match_item(session, config, source, item_id, item, now, outcome)
+                _match_item(session, config, source, (item_id, story_id), item, now, outcome)
         feed = session.get(Feed, source.id)
         _remember_validators(feed, result)
         feed.body_hash = content_hash(result.body or b"")
@@ -145,7 +150,17 @@ def _store_new(
     return outcome
 
 
-def _match_item(session, config, source, item_id, item, now, outcome) -> None:  # type: ignore[no-untyped-def]
+def _match_item(
+    session: Session,
+    config: Config,
+    source: FeedSource,
+    ids: tuple[int, int],
+    item: FeedItem,
+    now: datetime,
+    outcome: PollOutcome,
+) -> None:
+    """Record each watch-list that fires, once per story, with one delivery per channel."""
+    item_id, story_id = ids
     for match in config.matcher.match(
         item.title, item.summary, feed_id=source.id, feed_tags=source.tags
     ):
@@ -153,7 +168,7 @@ def _match_item(session, config, source, item_id, item, now, outcome) -> None:  
         if watchlist is None:
             continue
         match_id = store.insert_match(
-            session, item_id, f"item:{item_id}", watchlist.severity, match, now
+            session, item_id, f"story:{story_id}", watchlist.severity, match, now
         )
         if match_id is None:
             continue

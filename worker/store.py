@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, or_, select, update
+from sqlalchemy import Table, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -273,8 +272,14 @@ def beat(session: Session, name: str, now: datetime) -> None:
         row.at = now
 
 
-@dataclass(frozen=True)
-class DeliveryContext:
-    delivery: Delivery
-    match: MatchRow
-    item: Item
+def story_sources(session: Session, story_id: int | None) -> list[str]:
+    """Feed ids that carried the story, first reporter first."""
+    if story_id is None:
+        return []
+    rows = session.execute(
+        select(Item.feed_id, func.min(Item.fetched_at).label("first"))
+        .where(Item.story_id == story_id)
+        .group_by(Item.feed_id)
+        .order_by("first")
+    )
+    return [feed_id for feed_id, _ in rows]

@@ -9,9 +9,10 @@ from celery import signals
 
 from worker import delivery, pipeline, store
 from worker.app import app
-from worker.db import require_current_schema
+from worker.db import SchemaOutOfDate, make_engine, require_current_schema
 from worker.models import utcnow
 from worker.runtime import Runtime, runtime
+from worker.settings import load_settings
 
 log = structlog.get_logger(__name__)
 POLL_LEASE = timedelta(minutes=2)
@@ -20,7 +21,15 @@ POLL_LEASE = timedelta(minutes=2)
 @signals.worker_init.connect
 @signals.beat_init.connect
 def _check_schema(**_: object) -> None:
-    require_current_schema(runtime().engine)
+    """Refuse to start on an out-of-date schema (SystemExit passes through Celery's signals)."""
+    engine = make_engine(load_settings().database_url)
+    try:
+        require_current_schema(engine)
+    except SchemaOutOfDate as exc:
+        log.error("refusing to start", error=str(exc))
+        raise SystemExit(f"watchfloor: {exc}") from exc
+    finally:
+        engine.dispose()  # no connection may cross the fork into the pool children
 
 
 @app.task(name="watchfloor.poll_due_feeds")

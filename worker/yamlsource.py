@@ -46,7 +46,7 @@ class YamlDocument:
     def field_of(self, path: Path_) -> str:
         """Known path plus the last part when it is missing from the file (a required field)."""
         known = self.known(path)
-        if path and known != path and isinstance(path[-1], str):
+        if path and known[-1:] != path[-1:] and isinstance(path[-1], str):
             known = (*known, path[-1])
         return field_name(known)
 
@@ -67,6 +67,9 @@ def load_yaml(text: str, file: str, env: Mapping[str, str] | None = None) -> Yam
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
         problem = getattr(exc, "problem", None) or str(exc)
+        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and start:
+            problem += f" ({context} at line {start.line + 1})"
         doc.issues.append(ConfigIssue(file, line, "(yaml)", f"invalid YAML: {problem}"))
         return doc
     finally:

@@ -1,0 +1,197 @@
+"""Email channel: one multipart message per alert over SMTP (``smtplib``, sync, with a timeout).
+
+The SMTP host is not run through the SSRF guard: it is the admin's own relay, often on
+localhost, and no feed can change it.
+
+Reply handling: 4xx is transient, 5xx permanent, an auth failure permanent; a dropped
+connection, a timeout or a TLS failure is transient, so a fix to the config (the worker
+rebuilds a channel whose entry changed) can still deliver the alert on a later attempt.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import structlog
+from jinja2 import TemplateError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from alerts.channels.base import ChannelConfig, DeliveryError
+from alerts.render import clean_line, render_email
+from alerts.types import Alert
+from feeds.sources import parse_duration
+
+log = structlog.get_logger(__name__)
+Seconds = Annotated[
+    float, BeforeValidator(lambda v: parse_duration(v).total_seconds()), Field(gt=0, le=300)
+]
+DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
+
+
+def addr_spec(mailbox: str) -> str:
+    """``alerts@example.org`` out of ``Watchfloor <alerts@example.org>``."""
+    return default_policy.header_factory("to", mailbox).addresses[0].addr_spec
+
+
+def _mailbox(value: str) -> str:
+    """Exactly one ``addr@domain`` (display name allowed), parsed by the email package."""
+    header = default_policy.header_factory("to", value)
+    found = header.addresses
+    if header.defects or len(found) != 1 or not (found[0].username and found[0].domain):
+        raise ValueError(f"not one valid email address: {value!r}")
+    return value.strip()
+
+
+Mailbox = Annotated[str, BeforeValidator(lambda v: _mailbox(v) if isinstance(v, str) else v)]
+
+
+class SmtpConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field(min_length=1)
+    port: int | None = Field(default=None, ge=1, le=65535)  # default by security: 25/587/465
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout: Seconds = 30.0
+    tls_verify: bool = True
+    ca_file: str | None = None  # PEM bundle to trust instead of the system store
+
+    @field_validator("username", "password", "ca_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        """``${SMTP_USER:-}`` in YAML yields "": treat it as not set."""
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _credentials_need_tls(self) -> SmtpConfig:
+        if self.username and self.security == "none":
+            raise ValueError(
+                "refusing to send SMTP credentials without TLS: set security to starttls or tls"
+            )
+        if (self.username is None) != (self.password is None):
+            raise ValueError("set both username and password, or neither")
+        if self.ca_file and not Path(self.ca_file).is_file():
+            raise ValueError(f"ca_file not found: {self.ca_file}")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or DEFAULT_PORTS[self.security]
+
+
+class EmailConfig(ChannelConfig):
+    type: Literal["email"] = "email"
+    to: tuple[Mailbox, ...] = Field(min_length=1)
+    from_: Mailbox = Field(alias="from")
+    smtp: SmtpConfig
+    templates_dir: str | None = None
+    subject_prefix: str = Field(default="", max_length=50)
+
+    @field_validator("templates_dir")
+    @classmethod
+    def _templates_dir_exists(cls, value: str | None) -> str | None:
+        if value and not Path(value).is_dir():
+            raise ValueError(f"templates_dir is not a directory: {value}")
+        return value
+
+
+def _tls_context(smtp: SmtpConfig) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=smtp.ca_file)
+    if not smtp.tls_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _reply_error(what: str, code: int, text: bytes | str) -> DeliveryError:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    message = f"SMTP {what} refused: {code} {clean_line(text, 200)}"
+    return DeliveryError(message, permanent=500 <= code < 600)
+
+
+def _classify(exc: Exception) -> DeliveryError:
+    """Map an smtplib/socket exception to a DeliveryError."""
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        reply = clean_line(exc.smtp_error.decode("utf-8", "replace"), 200)
+        return DeliveryError(f"SMTP authentication failed: {exc.smtp_code} {reply}", permanent=True)
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        replies = list(exc.recipients.values())
+        permanent = all(500 <= code < 600 for code, _ in replies)
+        return DeliveryError(str(_reply_error("recipients", *replies[0])), permanent=permanent)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return _reply_error("server", exc.smtp_code, exc.smtp_error)
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return DeliveryError(f"SMTP server lacks a needed extension: {exc}", permanent=True)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return DeliveryError(f"SMTP TLS certificate not trusted: {exc.verify_message}")
+    return DeliveryError(f"SMTP connection failed: {type(exc).__name__}: {exc}")
+
+
+class EmailChannel:
+    config_model: ClassVar[type[ChannelConfig]] = EmailConfig
+
+    def __init__(self, config: EmailConfig, *, allow_private: bool = False, **_: Any) -> None:
+        self.config = config
+
+    def render(self, alert: Alert) -> EmailMessage:
+        try:
+            return render_email(
+                alert,
+                sender=self.config.from_,
+                to=self.config.to,
+                templates_dir=self.config.templates_dir,
+                subject_prefix=self.config.subject_prefix,
+            )
+        except TemplateError as exc:
+            raise DeliveryError(f"email template error: {exc}", permanent=True) from exc
+
+    def send(self, alert: Alert) -> None:
+        message = self.render(alert)
+        try:
+            refused = self._deliver(message)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise _classify(exc) from exc
+        if refused:  # some recipients got it: retrying would send them a duplicate
+            log.warning("smtp refused some recipients", channel=self.config.id, refused=refused)
+
+    def _deliver(self, message: EmailMessage) -> dict[str, tuple[int, bytes]]:
+        """Send with an explicit envelope: recipients come from config, never from headers."""
+        smtp = self.config.smtp
+        with self._connect() as client:
+            if smtp.username and smtp.password:
+                client.login(smtp.username, smtp.password.get_secret_value())
+            return client.send_message(
+                message,
+                from_addr=addr_spec(self.config.from_),
+                to_addrs=[addr_spec(a) for a in self.config.to],
+            )
+
+    def _connect(self) -> smtplib.SMTP:
+        smtp = self.config.smtp
+        host, port, timeout = smtp.host, smtp.effective_port, smtp.timeout
+        if smtp.security == "tls":
+            return smtplib.SMTP_SSL(host, port, timeout=timeout, context=_tls_context(smtp))
+        client = smtplib.SMTP(host, port, timeout=timeout)
+        if smtp.security == "starttls":
+            try:
+                client.starttls(context=_tls_context(smtp))
+                client.ehlo()
+            except BaseException:
+                client.close()
+                raise
+        return client

@@ -1,0 +1,341 @@
+"""Compile every watch-list into one automaton and match items against it.
+
+All terms of all watch-lists become keys of one Aho-Corasick automaton over folded
+text (see :mod:`alerts.textnorm`), padded with a space so word boundaries are part of
+the key: ``" icbm "`` for a word, ``" missile"`` for ``missile*`` and for Korean terms,
+which take particles on the right. One pass finds every term occurrence; only the
+watch-lists that own a found positive term are evaluated (the presearcher idea of
+Lucene Monitor). That is sound because queries that could be true with none of their
+terms present are refused at compile time, so cost per item stays nearly flat as
+watch-lists grow.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import ahocorasick
+
+from alerts.query import (
+    Alias,
+    And,
+    Field,
+    Near,
+    Node,
+    Not,
+    Or,
+    QueryError,
+    Term,
+    parse_query,
+    require_positive,
+    requirements,
+    terms,
+)
+from alerts.textnorm import Folded, fold, snippet
+from alerts.types import Hit, Match
+from alerts.watchlists import WatchList
+
+_WORD = re.compile(r"(?<= )[^ ]")
+_ALL_FIELDS = frozenset({"title", "summary"})
+_MAX_SPANS = 256  # per NEAR operand, bounds the pairwise check on pathological items
+SNIPPET_WIDTH = 200
+
+
+class WatchListError(ValueError):
+    """One invalid query or exclude of one watch-list."""
+
+    def __init__(self, watchlist_id: str, field: str, message: str, column: int) -> None:
+        super().__init__(f"watch-list {watchlist_id!r}, {field}, column {column}: {message}")
+        self.watchlist_id = watchlist_id
+        self.field = field  # "query" or "exclude"
+        self.message = message
+        self.column = column
+
+
+class WatchListErrors(ValueError):
+    """Every error found while compiling, so ``watchfloor check`` can print them all."""
+
+    def __init__(self, errors: Sequence[WatchListError]) -> None:
+        super().__init__("\n".join(str(error) for error in errors))
+        self.errors = list(errors)
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    watchlist: WatchList
+    query: Node
+    exclude: Node | None
+    feeds: frozenset[str]
+    tags: frozenset[str]
+
+    def allows(self, feed_id: str | None, tags: frozenset[str]) -> bool:
+        if not self.feeds and not self.tags:
+            return True
+        return feed_id in self.feeds or not self.tags.isdisjoint(tags)
+
+
+@dataclass(frozen=True, slots=True)
+class _TermHit:
+    field: str
+    start: int  # in the padded folded text of the field
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """A run of words that satisfied a NEAR operand, with the hits inside it."""
+
+    field: str
+    first: int  # word index
+    last: int
+    hits: tuple[_TermHit, ...]
+
+
+@dataclass(slots=True)
+class _Text:
+    original: str
+    folded: Folded
+    padded: str
+    _words: list[int] | None = None
+
+    def word_at(self, position: int) -> int:
+        if self._words is None:
+            self._words = [m.start() for m in _WORD.finditer(self.padded)]
+        return bisect_right(self._words, position) - 1
+
+
+_Value = tuple[str, tuple[int, ...]]  # automaton value: key, lists it triggers
+
+
+@dataclass(slots=True)
+class _Item:
+    texts: dict[str, _Text]
+    raw: dict[str, list[tuple[int, _Value]]]  # field -> (end, value) from the automaton
+    _found: dict[str, list[tuple[str, int]]] | None = None
+
+    @property
+    def found(self) -> dict[str, list[tuple[str, int]]]:
+        """Key -> (field, end) of each occurrence; built only when a list is evaluated."""
+        if self._found is None:
+            self._found = {}
+            for name, hits in self.raw.items():
+                for end, (key, _) in hits:
+                    self._found.setdefault(key, []).append((name, end))
+        return self._found
+
+
+def compile_matcher(
+    watchlists: Sequence[WatchList], aliases: Mapping[str, Sequence[str]]
+) -> Matcher:
+    """Build a matcher for the enabled watch-lists; raise WatchListErrors listing every error.
+
+    Disabled watch-lists are checked too, so they can be switched on safely.
+    """
+    errors: list[WatchListError] = []
+    compiled: list[_Compiled] = []
+    seen: set[str] = set()
+    for watchlist in watchlists:
+        if watchlist.id in seen:
+            errors.append(WatchListError(watchlist.id, "query", "duplicate watch-list id", 1))
+        seen.add(watchlist.id)
+        entry = _compile_one(watchlist, aliases, errors)
+        if entry is not None and watchlist.enabled:
+            compiled.append(entry)
+    if errors:
+        raise WatchListErrors(errors)
+    return Matcher(compiled)
+
+
+def _compile_one(
+    watchlist: WatchList, aliases: Mapping[str, Sequence[str]], errors: list[WatchListError]
+) -> _Compiled | None:
+    query = _parse(watchlist, "query", watchlist.query, aliases, errors)
+    exclude = None
+    if watchlist.exclude is not None:
+        exclude = _parse(watchlist, "exclude", watchlist.exclude, aliases, errors)
+    if query is None or (watchlist.exclude is not None and exclude is None):
+        return None
+    feeds = frozenset(s for s in watchlist.sources if not s.startswith("tag:"))
+    tags = frozenset(s[4:] for s in watchlist.sources if s.startswith("tag:"))
+    return _Compiled(watchlist, query, exclude, feeds, tags)
+
+
+def _parse(
+    watchlist: WatchList,
+    field_name: str,
+    text: str,
+    aliases: Mapping[str, Sequence[str]],
+    errors: list[WatchListError],
+) -> Node | None:
+    try:
+        node = parse_query(text, aliases)
+        if field_name == "query":
+            require_positive(node)
+    except QueryError as exc:
+        errors.append(WatchListError(watchlist.id, field_name, exc.message, exc.column))
+        return None
+    return node
+
+
+class Matcher:
+    """Immutable and thread-safe once built; swap a new one in on config change."""
+
+    def __init__(self, compiled: Sequence[_Compiled]) -> None:
+        self._lists = tuple(compiled)
+        self.watchlist_ids = frozenset(c.watchlist.id for c in compiled)
+        self._checks: list[tuple[frozenset[str], ...]] = []  # requirement sets to confirm
+        triggers: dict[str, list[int]] = {}
+        keys: set[str] = set()
+        for index, entry in enumerate(self._lists):
+            trigger, *rest = sorted(set(requirements(entry.query)), key=len)
+            self._checks.append(tuple(rest))
+            for key in trigger:
+                triggers.setdefault(key, []).append(index)
+            # terms under NOT and in excludes are not requirements but must be found too
+            keys.update(term.key for term, _ in terms(entry.query))
+            keys.update(term.key for term, _ in terms(entry.exclude))
+        self._automaton = _build_automaton({k: (k, tuple(triggers.get(k, ()))) for k in keys})
+
+    def match(
+        self,
+        title: str,
+        summary: str,
+        *,
+        feed_id: str | None = None,
+        feed_tags: Iterable[str] = (),
+    ) -> list[Match]:
+        """Matches of the enabled watch-lists whose sources allow this feed, in config order."""
+        item = self._scan({"title": title, "summary": summary})
+        tags = frozenset(feed_tags)
+        matches = (
+            _match_one(self._lists[i], item)
+            for i in self._candidates(item)
+            if self._lists[i].allows(feed_id, tags)
+        )
+        return [match for match in matches if match is not None]
+
+    def _candidates(self, item: _Item) -> list[int]:
+        """The presearch: lists triggered by a found key whose other requirements all hold."""
+        values = {key: lists for hits in item.raw.values() for _, (key, lists) in hits}
+        triggered = {index for lists in values.values() for index in lists}
+        checks = self._checks
+        return sorted(
+            i for i in triggered if all(not group.isdisjoint(values) for group in checks[i])
+        )
+
+    def _scan(self, fields: Mapping[str, str]) -> _Item:
+        item = _Item({}, {})
+        for name, original in fields.items():
+            folded = fold(original)
+            text = _Text(original, folded, f" {folded.text} ")
+            item.texts[name] = text
+            if self._automaton is not None:
+                item.raw[name] = list(self._automaton.iter(text.padded))
+        return item
+
+
+def _match_one(entry: _Compiled, item: _Item) -> Match | None:
+    hits = _evaluate(entry.query, _ALL_FIELDS, item)
+    if hits is None:
+        return None
+    if entry.exclude is not None and _evaluate(entry.exclude, _ALL_FIELDS, item) is not None:
+        return None
+    return _build_match(entry.watchlist.id, hits, item)
+
+
+def _build_automaton(values: Mapping[str, _Value]) -> ahocorasick.Automaton | None:
+    automaton = ahocorasick.Automaton()
+    for key, value in values.items():
+        automaton.add_word(key, value)
+    if len(automaton) == 0:
+        return None
+    automaton.make_automaton()
+    return automaton
+
+
+def _term_hits(term: Term, fields: frozenset[str], item: _Item) -> list[_TermHit]:
+    key = term.key
+    hits: list[_TermHit] = []
+    for name, end in item.found.get(key, ()):
+        if name not in fields:
+            continue
+        padded = item.texts[name].padded
+        stop = end if key.endswith(" ") else end + 1
+        if term.wildcard:
+            stop = padded.find(" ", stop)
+        hits.append(_TermHit(name, end + 2 - len(key), stop))
+    return hits
+
+
+def _evaluate(node: Node, fields: frozenset[str], item: _Item) -> list[_TermHit] | None:
+    """The hits that make ``node`` true, or None when it is false."""
+    if isinstance(node, Term):
+        return _term_hits(node, fields, item) or None
+    if isinstance(node, Alias | Near):
+        hits = [hit for span in _spans(node, fields, item) for hit in span.hits]
+        return hits or None
+    if isinstance(node, Field):
+        return _evaluate(node.child, fields & {node.name}, item)
+    if isinstance(node, Not):
+        return None if _evaluate(node.child, fields, item) is not None else []
+    results = (_evaluate(child, fields, item) for child in node.children)
+    if isinstance(node, And):
+        collected: list[_TermHit] = []
+        for result in results:
+            if result is None:
+                return None
+            collected += result
+        return collected
+    true = [result for result in results if result is not None]
+    return [hit for result in true for hit in result] if true else None
+
+
+def _spans(node: Node, fields: frozenset[str], item: _Item) -> list[_Span]:
+    """Word runs where a positional node (term, alias, OR, field, NEAR) holds."""
+    if isinstance(node, Term):
+        return [_span_of(hit, item) for hit in _term_hits(node, fields, item)]
+    if isinstance(node, Alias | Or):
+        children = node.terms if isinstance(node, Alias) else node.children
+        return [span for child in children for span in _spans(child, fields, item)]
+    if isinstance(node, Field):
+        return _spans(node.child, fields & {node.name}, item)
+    assert isinstance(node, Near)
+    lefts = _spans(node.left, fields, item)[:_MAX_SPANS]
+    rights = _spans(node.right, fields, item)[:_MAX_SPANS] if lefts else []
+    return [
+        _Span(a.field, min(a.first, b.first), max(a.last, b.last), a.hits + b.hits)
+        for a in lefts
+        for b in rights
+        if a.field == b.field and max(b.first - a.last, a.first - b.last) - 1 <= node.distance
+    ]
+
+
+def _span_of(hit: _TermHit, item: _Item) -> _Span:
+    text = item.texts[hit.field]
+    return _Span(hit.field, text.word_at(hit.start), text.word_at(hit.end - 1), (hit,))
+
+
+def _build_match(watchlist_id: str, term_hits: list[_TermHit], item: _Item) -> Match:
+    hits: list[Hit] = []
+    for th in sorted(set(term_hits), key=lambda h: (h.field != "title", h.start, h.end)):
+        text = item.texts[th.field]
+        start, end = text.folded.span(th.start - 1, th.end - 1)
+        context = snippet(text.original, start, end, SNIPPET_WIDTH)
+        hits.append(Hit(text.original[start:end], th.field, start, end, context))
+    return Match(watchlist_id, tuple(hits), _best_snippet(hits))
+
+
+def _best_snippet(hits: list[Hit]) -> str:
+    """Context of the summary hit whose window shows the most distinct terms (title if none)."""
+    pool = [hit for hit in hits if hit.field == "summary"] or hits
+    if not pool:
+        return ""
+
+    def score(hit: Hit) -> int:
+        near = {h.term.casefold() for h in pool if abs(h.start - hit.start) <= SNIPPET_WIDTH // 2}
+        return len(near)
+
+    return max(pool, key=score).snippet

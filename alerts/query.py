@@ -1,0 +1,386 @@
+"""Watch-list query language: tokens, parser and syntax tree.
+
+Grammar, loosest binding first::
+
+    query   := or
+    or      := and ("OR" and)*
+    and     := unary (["AND"] unary)*      adjacent terms are an implicit AND
+    unary   := "NOT" unary | near
+    near    := primary ("NEAR/" n primary)*   within n words, either order
+    primary := "(" or ")" | field primary | '"phrase"' | word | "@alias"
+    field   := "title:" | "summary:"
+
+Operators are written in capitals; a lowercase ``or`` is refused rather than silently
+searched for. A trailing ``*`` makes a prefix term, also inside quotes. Terms are folded
+by :mod:`alerts.textnorm`, so a bare ``Kim-Jong-un`` is the phrase ``kim jong un``.
+Every error carries the 1-based column in the query string.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from alerts.textnorm import fold_term, is_hangul
+
+FIELDS = ("title", "summary")
+MAX_NEAR = 200
+MIN_PREFIX = 2
+_TOKEN = re.compile(
+    r"""(?P<ws>\s+)|(?P<lp>\()|(?P<rp>\))|(?P<quote>"[^"]*"?)
+    |(?P<field>(?i:title|summary):)|(?P<badfield>[A-Za-z_]+:)(?=[("])|(?P<word>[^\s()"]+)""",
+    re.X,
+)
+_ALIAS = re.compile(r"@([\w-]+)")
+_NEAR = re.compile(r"NEAR/(\d+)")
+_OPERATORS = {"AND", "OR", "NOT"}
+_LOOKALIKES = {"&&": "AND", "&": "AND", "||": "OR", "|": "OR"}
+_STARTS = {"word", "phrase", "alias", "field", "lp", "NOT"}
+
+
+class QueryError(ValueError):
+    """A query that cannot be compiled; ``column`` is 1-based in the query string."""
+
+    def __init__(self, message: str, column: int) -> None:
+        super().__init__(f"column {column}: {message}")
+        self.message = message
+        self.column = column
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    text: str  # as written
+    folded: str  # canonical form (see textnorm)
+    wildcard: bool  # a trailing * was written
+    column: int
+    key: str  # what the automaton looks for: folded text padded with word boundaries
+
+    @property
+    def prefix(self) -> bool:
+        """Matches at the start of a word: wildcards, and Korean terms (particles attach)."""
+        return not self.key.endswith(" ")
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    name: str
+    terms: tuple[Term, ...]
+    column: int
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    child: Node
+    column: int
+
+
+@dataclass(frozen=True, slots=True)
+class Near:
+    left: Node
+    right: Node
+    distance: int
+    column: int
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    child: Node
+    column: int
+
+
+Node = Term | Alias | And | Or | Not | Near | Field
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    kind: str  # lp rp word phrase alias field AND OR NOT NEAR end
+    text: str
+    column: int
+    value: int = 0  # NEAR distance
+
+
+def parse_query(text: str, aliases: Mapping[str, Sequence[str]]) -> Node:
+    """Parse a query; ``@name`` refers to ``aliases`` (names compared case-insensitively)."""
+    return _Parser(_tokenize(text), {k.lower(): v for k, v in aliases.items()}).parse()
+
+
+def terms(node: Node | None, negated: bool = False) -> Iterator[tuple[Term, bool]]:
+    """Every term with whether it sits under an odd number of NOTs."""
+    if isinstance(node, Term):
+        yield node, negated
+    elif isinstance(node, Alias):
+        yield from ((term, negated) for term in node.terms)
+    elif isinstance(node, Not):
+        yield from terms(node.child, not negated)
+    elif isinstance(node, Field):
+        yield from terms(node.child, negated)
+    elif isinstance(node, Near):
+        yield from terms(node.left, negated)
+        yield from terms(node.right, negated)
+    elif isinstance(node, And | Or):
+        for child in node.children:
+            yield from terms(child, negated)
+
+
+def requirements(node: Node) -> list[frozenset[str]]:
+    """Key sets of which each must have a key in an item for ``node`` to be true.
+
+    The presearch: a watch-list is evaluated only when all its sets are hit. ``node`` must
+    not be vacuous (see ``require_positive``), so every set is a sound necessary condition.
+    """
+    if isinstance(node, Term | Alias):
+        return [frozenset(term.key for term, _ in terms(node))]
+    if isinstance(node, Field):
+        return requirements(node.child)
+    if isinstance(node, Near):
+        return requirements(node.left) + requirements(node.right)
+    if isinstance(node, And):
+        return [g for c in node.children if not _vacuous(c) for g in requirements(c)]
+    if isinstance(node, Or):  # each child is non-vacuous; one of its sets stands for it
+        return [frozenset().union(*(min(requirements(c), key=len) for c in node.children))]
+    # NOT over a vacuous child: false when all its positive terms are absent (monotonicity)
+    return [frozenset(term.key for term, negated in terms(node) if not negated)]
+
+
+def require_positive(node: Node) -> None:
+    """Refuse a query that is true for an item holding none of its terms (e.g. ``NOT x``).
+
+    Such a query could never be found by its terms, and would fire on every item.
+    """
+    if _vacuous(node):
+        raise QueryError(
+            "query matches items that contain none of its terms (only NOT terms?): "
+            "add a term that must be present",
+            _first_not_column(node) or 1,
+        )
+
+
+def term_from_text(text: str, column: int, what: str = "term") -> Term:
+    """Build a term from a word, phrase body or alias member; ``*`` only at the end."""
+    body = text.strip()
+    wildcard = body.endswith("*")
+    core = body[:-1] if wildcard else body
+    if "*" in core:
+        where = column + text.index("*")
+        raise QueryError(f"wildcard * is allowed only at the end of a {what}", where)
+    folded = fold_term(core)
+    if wildcard and len(folded) < MIN_PREFIX:
+        raise QueryError(f"wildcard needs at least {MIN_PREFIX} letters before *", column)
+    if not folded:
+        raise QueryError(f"{what} {text!r} has no letters or digits", column)
+    prefix = wildcard or is_hangul(folded[-1])
+    key = f" {folded}" if prefix else f" {folded} "
+    return Term(text=text, folded=folded, wildcard=wildcard, column=column, key=key)
+
+
+def _tokenize(text: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    for match in _TOKEN.finditer(text):
+        kind, value = match.lastgroup or "", match.group()
+        column = match.start() + 1
+        if kind == "word":
+            tokens.append(_word_token(value, column))
+        elif kind == "quote":
+            if len(value) < 2 or not value.endswith('"'):
+                raise QueryError("unterminated quote", column)
+            tokens.append(_Token("phrase", value[1:-1], column))
+        elif kind == "badfield":
+            raise QueryError(f"unknown field {value} (use title: or summary:)", column)
+        elif kind != "ws":
+            tokens.append(_Token(kind, value.lower() if kind == "field" else value, column))
+    if not tokens:
+        raise QueryError("empty query", 1)
+    return [*tokens, _Token("end", "end of query", len(text) + 1)]
+
+
+def _word_token(word: str, column: int) -> _Token:
+    if word in _OPERATORS:
+        return _Token(word, word, column)
+    if word.startswith("NEAR"):
+        if near := _NEAR.fullmatch(word):
+            return _Token("NEAR", word, column, int(near.group(1)))
+        raise QueryError("NEAR needs a number, e.g. NEAR/5", column)
+    upper = word.upper()
+    if upper in _OPERATORS or upper.startswith("NEAR/") or upper == "NEAR":
+        raise QueryError(
+            f"write the operator {word!r} in capitals ({upper.split('/')[0]}), "
+            f'or quote "{word}" to search for the word',
+            column,
+        )
+    if word in _LOOKALIKES:
+        raise QueryError(f"use {_LOOKALIKES[word]} instead of {word}", column)
+    if word[0] in "-!" and len(word) > 1:
+        raise QueryError(f"use NOT to exclude a term ({word[0]} is not an operator)", column)
+    if word.startswith("@"):
+        if not _ALIAS.fullmatch(word):
+            raise QueryError("alias name expected after @ (letters, digits, - or _)", column)
+        return _Token("alias", word[1:], column)
+    return _Token("word", word, column)
+
+
+class _Parser:
+    def __init__(self, tokens: list[_Token], aliases: Mapping[str, Sequence[str]]) -> None:
+        self._tokens = tokens
+        self._pos = 0
+        self._aliases = aliases
+
+    def parse(self) -> Node:
+        node = self._or()
+        token = self._peek()
+        if token.kind == "rp":
+            raise QueryError("unbalanced parenthesis: ')' has no matching '('", token.column)
+        return node
+
+    def _peek(self) -> _Token:
+        return self._tokens[self._pos]
+
+    def _next(self) -> _Token:
+        token = self._tokens[self._pos]
+        self._pos += token.kind != "end"
+        return token
+
+    def _or(self) -> Node:
+        children = [self._and(None)]
+        while self._peek().kind == "OR":
+            children.append(self._and(self._next()))
+        return children[0] if len(children) == 1 else Or(tuple(children))
+
+    def _and(self, after: _Token | None) -> Node:
+        children = [self._unary(after)]
+        while (kind := self._peek().kind) == "AND" or kind in _STARTS:
+            children.append(self._unary(self._next() if kind == "AND" else None))
+        return children[0] if len(children) == 1 else And(tuple(children))
+
+    def _unary(self, after: _Token | None) -> Node:
+        if self._peek().kind == "NOT":
+            token = self._next()
+            return Not(self._unary(token), token.column)
+        return self._near(after)
+
+    def _near(self, after: _Token | None) -> Node:
+        left = self._primary(after)
+        while self._peek().kind == "NEAR":
+            op = self._next()
+            right = self._primary(op)
+            if op.value > MAX_NEAR:
+                raise QueryError(f"NEAR distance must be at most {MAX_NEAR}", op.column)
+            if not (_positional(left) and _positional(right)):
+                raise QueryError(
+                    f"{op.text} joins words, phrases, aliases or OR groups, not AND/NOT",
+                    op.column,
+                )
+            left = Near(left, right, op.value, op.column)
+        return left
+
+    def _primary(self, after: _Token | None) -> Node:
+        token = self._next()
+        if token.kind == "lp":
+            return self._group(token)
+        if token.kind == "field":
+            return self._field(token)
+        if token.kind == "word":
+            return term_from_text(token.text, token.column)
+        if token.kind == "phrase":
+            if not token.text.strip():
+                raise QueryError("empty phrase", token.column)
+            return term_from_text(token.text, token.column + 1, "phrase")
+        if token.kind == "alias":
+            return self._alias(token)
+        self._dangling(token, after)
+        raise AssertionError("unreachable")
+
+    def _dangling(self, token: _Token, after: _Token | None) -> None:
+        if after is not None:
+            if after.kind == "field":
+                raise QueryError(f"nothing after {after.text}", after.column)
+            raise QueryError(f"dangling operator {after.text}", after.column)
+        if token.kind == "rp":
+            raise QueryError("unbalanced parenthesis: ')' has no matching '('", token.column)
+        raise QueryError(f"dangling operator {token.text}", token.column)
+
+    def _group(self, open_: _Token) -> Node:
+        if self._peek().kind == "rp":
+            raise QueryError("empty parentheses", open_.column)
+        if self._peek().kind == "end":
+            raise QueryError("unbalanced parenthesis: '(' is never closed", open_.column)
+        node = self._or()
+        if self._next().kind != "rp":
+            raise QueryError("unbalanced parenthesis: '(' is never closed", open_.column)
+        return node
+
+    def _field(self, token: _Token) -> Node:
+        child = self._primary(token)
+        if _has_field(child):
+            raise QueryError("a field scope cannot contain another field scope", token.column)
+        return Field(token.text.rstrip(":"), child, token.column)
+
+    def _alias(self, token: _Token) -> Alias:
+        members = self._aliases.get(token.text.lower())
+        if members is None:
+            close = difflib.get_close_matches(token.text.lower(), list(self._aliases), n=1)
+            hint = f" (did you mean @{close[0]}?)" if close else ""
+            raise QueryError(f"unknown alias @{token.text}{hint}", token.column)
+        if not members:
+            raise QueryError(f"alias @{token.text} has no members", token.column)
+        terms: list[Term] = []
+        for member in members:
+            try:
+                terms.append(term_from_text(member, token.column, "alias member"))
+            except QueryError as exc:
+                raise QueryError(f"alias @{token.text}: {exc.message}", token.column) from None
+        return Alias(token.text.lower(), tuple(terms), token.column)
+
+
+def _positional(node: Node) -> bool:
+    if isinstance(node, Term | Alias | Near):
+        return True
+    if isinstance(node, Or):
+        return all(_positional(child) for child in node.children)
+    return isinstance(node, Field) and _positional(node.child)
+
+
+def _has_field(node: Node) -> bool:
+    if isinstance(node, Field):
+        return True
+    if isinstance(node, And | Or):
+        return any(_has_field(child) for child in node.children)
+    if isinstance(node, Not):
+        return _has_field(node.child)
+    return isinstance(node, Near) and (_has_field(node.left) or _has_field(node.right))
+
+
+def _vacuous(node: Node) -> bool:
+    """Truth of ``node`` for an item in which none of its terms occur."""
+    if isinstance(node, Not):
+        return not _vacuous(node.child)
+    if isinstance(node, And):
+        return all(_vacuous(child) for child in node.children)
+    if isinstance(node, Or):
+        return any(_vacuous(child) for child in node.children)
+    return isinstance(node, Field) and _vacuous(node.child)
+
+
+def _first_not_column(node: Node) -> int:
+    """Column of the leftmost NOT, or 0 if there is none."""
+    if isinstance(node, Not):
+        return node.column
+    children: tuple[Node, ...] = ()
+    if isinstance(node, And | Or):
+        children = node.children
+    elif isinstance(node, Field):
+        children = (node.child,)
+    columns = [c for c in map(_first_not_column, children) if c]
+    return min(columns, default=0)

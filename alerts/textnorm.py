@@ -1,0 +1,229 @@
+"""Fold text to the canonical form both watch-list terms and items are matched in.
+
+The canonical form is NFKC, case-folded, with Latin and Greek diacritics removed
+(Cyrillic yo becomes plain ye; short i and Hangul syllables stay whole), runs of
+whitespace collapsed to one space, and every other character that is not a letter or
+digit (hyphens, straight and curly apostrophes and quotes, punctuation) replaced by one
+space. So ``Kim Jong-un's`` folds to ``kim jong un s`` and matches ``Kim Jong Un``.
+
+Items arrive by the thousand, so the common case must run at C speed: text made only
+of characters whose fold is one character equal to ``str.lower`` (or a common
+punctuation mark) takes the fast path, which keeps positions one-to-one. Anything
+else (accents, ligatures, decomposed marks, odd spaces) takes a per-character path
+that records an offset map, so spans always index the original text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+
+_WS_MARK = "\n"  # stands for folded whitespace until runs are collapsed
+_DELETE = frozenset("\u00ad\u034f\u200b\u200c\u200d\u2060\ufeff")  # soft hyphen, zero-widths
+_LETTER_FOLDS = {"ё": "е", "ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ı": "i", "ŀ": "l"}
+_LETTER_FOLDS |= {"æ": "ae", "œ": "oe", "þ": "th", "ŧ": "t"}
+_COMMON_PUNCT = "’‘“”„–—«»·‐―•"  # frequent in news; folded to a space on the fast path
+_STRIP_SCRIPTS = ("LATIN", "GREEK")
+_MARK_DROP_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC")
+_ASCII_TABLE = {c: (chr(c).lower() if chr(c).isalnum() else " ") for c in range(128)}
+_ASCII_BYTES = bytes(c if c >= 128 or chr(c).isalnum() else 32 for c in range(256))
+_WS_BYTES = bytes(32 if c < 128 and chr(c).isspace() else 120 for c in range(256))
+_WS_RUN = re.compile(r"\s{2,}")
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """Canonical text plus the map from its positions back to the original."""
+
+    text: str
+    starts: list[int] | None = None  # original start of each folded char; None = identity
+    ends: list[int] | None = None
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """Original ``[start, end)`` for the folded ``[start, end)`` (``end > start``)."""
+        if self.starts is None or self.ends is None:
+            return start, end
+        return self.starts[start], self.ends[end - 1]
+
+
+def fold(text: str) -> Folded:
+    """Fold ``text`` for matching; see the module docstring for the rules."""
+    if "\xa0" in text:
+        text = text.replace("\xa0", " ")
+    if not text.isascii() and (
+        not unicodedata.is_normalized("NFKC", text) or _slow_chars().search(text)
+    ):
+        return _fold_slow(text)
+    folded = _fold_fast(text)
+    return _fold_collapsed(text) if folded is None else Folded(folded)
+
+
+def fold_term(text: str) -> str:
+    """Canonical form of a query term: folded, without outer spaces."""
+    return fold(text).text.strip(" ")
+
+
+def is_hangul(char: str) -> bool:
+    code = ord(char)
+    return 0xAC00 <= code <= 0xD7A3 or 0x1100 <= code <= 0x11FF or 0x3130 <= code <= 0x318F
+
+
+def snippet(text: str, start: int, end: int, width: int = 200) -> str:
+    """Plain-text context of about ``width`` chars around ``text[start:end]``, cut at spaces."""
+    room = max(width - (end - start), 0) // 2
+    lo, hi = max(0, start - room), min(len(text), end + room)
+    if lo == 0:
+        hi = min(len(text), max(hi, width))
+    elif hi == len(text):
+        lo = max(0, min(lo, len(text) - width))
+    if lo > 0 and (cut := _find_space(text, lo, start)) is not None:
+        lo = cut + 1
+    if hi < len(text) and (cut := _rfind_space(text, end, hi)) is not None:
+        hi = cut
+    body = _SPACES.sub(" ", text[lo:hi]).strip()
+    return ("…" if lo > 0 else "") + body + ("…" if hi < len(text) else "")
+
+
+def _find_space(text: str, lo: int, hi: int) -> int | None:
+    match = _SPACES.search(text, lo, hi)
+    return match.end() - 1 if match else None
+
+
+def _rfind_space(text: str, lo: int, hi: int) -> int | None:
+    found = None
+    for match in _SPACES.finditer(text, lo, hi):
+        found = match.start()
+    return found
+
+
+def _fold_fast(text: str) -> str | None:
+    """One-to-one fold of fast-path text, or None if it has runs of whitespace."""
+    if text.isascii():
+        if b"  " in text.encode("ascii").translate(_WS_BYTES):
+            return None
+        return text.translate(_ASCII_TABLE)
+    text = text.lower()
+    if "ё" in text:
+        text = text.replace("ё", "е")
+    for mark in _COMMON_PUNCT:  # str.replace is C speed; "\0" is not a space for _WS_BYTES
+        if mark in text:
+            text = text.replace(mark, "\0")
+    data = text.encode()
+    if b"  " in data.translate(_WS_BYTES):
+        return None
+    return data.translate(_ASCII_BYTES).decode()
+
+
+def _fold_collapsed(text: str) -> Folded:
+    """Fast path for text whose only irregularity is runs of whitespace."""
+    starts = list(range(len(text)))
+    ends = list(range(1, len(text) + 1))
+    runs = [(m.start(), m.end()) for m in _WS_RUN.finditer(text)]
+    for lo, hi in reversed(runs):
+        ends[lo] = hi
+        del starts[lo + 1 : hi], ends[lo + 1 : hi]
+    folded = _fold_fast(_WS_RUN.sub(" ", text))
+    assert folded is not None  # no runs are left
+    return Folded(folded, starts, ends)
+
+
+def _fold_slow(text: str) -> Folded:
+    """Per-cluster fold that records where each folded character came from."""
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for lo, hi in _clusters(text):
+        for char in _fold_cluster(text[lo:hi]):
+            if char == _WS_MARK and out and out[-1] == _WS_MARK:
+                ends[-1] = hi
+                continue
+            out.append(char)
+            starts.append(lo)
+            ends.append(hi)
+    return Folded("".join(out).replace(_WS_MARK, " "), starts, ends)
+
+
+def _clusters(text: str) -> list[tuple[int, int]]:
+    """Spans of a base character with the combining marks or vowel jamo that follow it."""
+    spans: list[tuple[int, int]] = []
+    for index, char in enumerate(text):
+        if spans and _continues(char):
+            spans[-1] = (spans[-1][0], index + 1)
+        else:
+            spans.append((index, index + 1))
+    return spans
+
+
+def _continues(char: str) -> bool:
+    code = ord(char)
+    return unicodedata.combining(char) != 0 or 0x1160 <= code <= 0x11FF or 0xD7B0 <= code <= 0xD7FF
+
+
+@cache
+def _fold_cluster(cluster: str) -> str:
+    """Folded characters of one cluster: letters/digits, " " for punctuation, a mark for spaces."""
+    folded = unicodedata.normalize("NFKC", cluster).casefold()
+    keep_marks = folded[:1].isalnum() and not _script(folded[0]).startswith(_MARK_DROP_SCRIPTS)
+    out: list[str] = []
+    for char in folded:
+        if char in _DELETE:
+            continue
+        if char.isspace():
+            out.append(_WS_MARK)
+        elif char in _LETTER_FOLDS:
+            out.append(_LETTER_FOLDS[char])
+        elif unicodedata.category(char).startswith("M"):
+            if keep_marks:
+                out.append(char)
+        else:
+            out.append(_strip_marks(char) if char.isalnum() else " ")
+    return "".join(out)
+
+
+def _strip_marks(char: str) -> str:
+    if is_hangul(char) or not _script(char).startswith(_STRIP_SCRIPTS):
+        return char
+    decomposed = unicodedata.normalize("NFD", char)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _script(char: str) -> str:
+    return unicodedata.name(char, "")
+
+
+def _fast_char(char: str) -> str | None:
+    """What the fast path turns a non-ASCII char into, or None if it cannot take it."""
+    if char in _COMMON_PUNCT:
+        return " "
+    lower = char.lower()
+    if len(lower) != 1 or not lower.isalnum() or char in "Σς":
+        return None
+    return "е" if lower == "ё" else lower
+
+
+@cache
+def _slow_chars() -> re.Pattern[str]:
+    """A class of every non-ASCII char whose fast fold differs from the full fold."""
+    bad: list[int] = []
+    for code in range(0x80, 0x10000):
+        char = chr(code)
+        if 0xD800 <= code <= 0xDFFF or 0xAC00 <= code <= 0xD7A3 or 0x4E00 <= code <= 0x9FFF:
+            continue  # surrogates; Hangul syllables and CJK ideographs fold to themselves
+        fast = _fast_char(char)
+        if fast is None or _continues(char) or fast != _fold_cluster(char):
+            bad.append(code)
+    return re.compile(f"[{_ranges(bad)}\U00010000-\U0010ffff]")
+
+
+def _ranges(codes: list[int]) -> str:
+    parts: list[str] = []
+    lo = prev = codes[0]
+    for code in [*codes[1:], -1]:
+        if code != prev + 1:
+            parts.append(re.escape(chr(lo)) + ("" if lo == prev else "-" + re.escape(chr(prev))))
+            lo = code
+        prev = code
+    return "".join(parts)

@@ -1,0 +1,258 @@
+"""Tune and time feeds.story on the labelled set.
+
+    .venv/bin/python bench/stories.py            # figures, errors, band recall, speed
+    .venv/bin/python bench/stories.py --grid     # threshold sweep (pairwise P/R)
+    .venv/bin/python bench/stories.py --holdout  # tune on half the topics, test on the rest
+
+Pairs are only those within STORY_WINDOW of each other, as the worker sees them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from feeds import story
+
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "stories.jsonl"
+TOPICS = {  # stories that share a topic go to the same half in --holdout
+    "nk": ("nk-", "north-korea"),
+    "rates": ("fed-", "boj-", "boe-", "ru-cbr", "bok-"),
+    "turkey": ("turkey-",),
+    "cyber": ("ransomware-", "kev-", "ru-rostelecom", "cloud-"),
+    "korea-biz": ("samsung-", "lg-"),
+    "fires": ("wildfire-",),
+    "ru-war": ("ru-drones", "ru-airports", "riyadh-", "black-sea"),
+}
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    story: str
+    published_at: datetime
+    sig: story.StorySignature
+
+
+@dataclass(frozen=True)
+class Score:
+    precision: float
+    recall: float
+    tp: int
+    fp: int
+    fn: int
+
+
+def load(path: Path = DATA) -> list[Item]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return [
+        Item(
+            r["id"],
+            r["story"],
+            datetime.fromisoformat(r["published_at"].replace("Z", "+00:00")),
+            story.story_signature(r["title"], r["summary"]),
+        )
+        for r in rows
+    ]
+
+
+def window_pairs(items: list[Item]) -> Iterator[tuple[Item, Item]]:
+    for a, b in itertools.combinations(items, 2):
+        if story.within_window(a.published_at, b.published_at):
+            yield a, b
+
+
+def score(pairs: list[tuple[Item, Item]], decide: Callable[[Item, Item], bool]) -> Score:
+    tp = fp = fn = 0
+    for a, b in pairs:
+        merged, same = decide(a, b), a.story == b.story
+        tp += merged and same
+        fp += merged and not same
+        fn += same and not merged
+    return Score(tp / max(tp + fp, 1), tp / max(tp + fn, 1), tp, fp, fn)
+
+
+def pairwise(items: list[Item]) -> Score:
+    return score(list(window_pairs(items)), lambda a, b: story.same_story(a.sig, b.sig))
+
+
+def worker_stories(items: list[Item], joins: Callable[[Item, list[Item]], bool]) -> Score:
+    """Story-level figures for a worker that files items in time order.
+
+    Candidates come from band keys; an item joins the first candidate story that
+    ``joins`` accepts, given that story's members within the window.
+    """
+    story_of: dict[str, int] = {}
+    members: dict[int, list[Item]] = {}
+    index: dict[int, set[int]] = {}
+    for item in sorted(items, key=lambda i: i.published_at):
+        keys = story.band_keys(item.sig)
+        candidates = sorted({s for key in keys for s in index.get(key, ())})
+        recent = {s: [m for m in members[s] if _near(item, m)] for s in candidates}
+        sid = next((s for s in candidates if recent[s] and joins(item, recent[s])), len(members))
+        members.setdefault(sid, []).append(item)
+        story_of[item.id] = sid
+        for key in keys:
+            index.setdefault(key, set()).add(sid)
+    return score(list(window_pairs(items)), lambda a, b: story_of[a.id] == story_of[b.id])
+
+
+def seed_stories(items: list[Item]) -> Score:
+    """Story-level figures when a story keeps only its first item's signature and keys.
+
+    That is the shape of worker/stories.py today: the most similar seed within the
+    window gets the final ``same_story`` say.
+    """
+    seeds: list[Item] = []
+    story_of: dict[str, int] = {}
+    index: dict[int, set[int]] = {}
+    for item in sorted(items, key=lambda i: i.published_at):
+        keys = story.band_keys(item.sig)
+        near = [s for s in {s for k in keys for s in index.get(k, ())} if _near(item, seeds[s])]
+        best = max(near, key=lambda s: story.similarity(item.sig, seeds[s].sig), default=None)
+        if best is not None and story.same_story(item.sig, seeds[best].sig):
+            story_of[item.id] = best
+            continue
+        story_of[item.id] = len(seeds)
+        seeds.append(item)
+        for key in keys:
+            index.setdefault(key, set()).add(len(seeds) - 1)
+    return score(list(window_pairs(items)), lambda a, b: story_of[a.id] == story_of[b.id])
+
+
+def majority(item: Item, members: list[Item]) -> bool:
+    return story.joins_story(item.sig, [m.sig for m in members])
+
+
+def any_member(item: Item, members: list[Item]) -> bool:
+    return any(story.same_story(item.sig, m.sig) for m in members)
+
+
+def _near(a: Item, b: Item) -> bool:
+    return story.within_window(a.published_at, b.published_at)
+
+
+def band_recall(items: list[Item]) -> tuple[float, float]:
+    """Share of same-story and of other pairs that have a band key in common."""
+    keys = {i.id: set(story.band_keys(i.sig)) for i in items}
+    same = [bool(keys[a.id] & keys[b.id]) for a, b in window_pairs(items) if a.story == b.story]
+    other = [bool(keys[a.id] & keys[b.id]) for a, b in window_pairs(items) if a.story != b.story]
+    return sum(same) / len(same), sum(other) / len(other)
+
+
+def errors(items: list[Item]) -> None:
+    for a, b in window_pairs(items):
+        merged = story.same_story(a.sig, b.sig)
+        if merged != (a.story == b.story):
+            o = story.overlap(a.sig, b.sig)
+            cov = story.headline_coverage(a.sig, b.sig)
+            label = "missed" if not merged else "wrongly merged"
+            print(
+                f"  {label:15} J={o.jaccard:.2f} C={o.containment:.2f} "
+                f"headline={cov:.2f}  {a.id}  {b.id}"
+            )
+
+
+def speed(titles: list[tuple[str, str]], rounds: int = 20) -> tuple[float, float]:
+    start = time.perf_counter()
+    sigs = [story.story_signature(t, s) for _ in range(rounds) for t, s in titles]
+    signed = time.perf_counter()
+    for sig in sigs:
+        story.band_keys(sig)
+    done = time.perf_counter()
+    return len(sigs) / (signed - start), len(sigs) / (done - signed)
+
+
+def grid(items: list[Item]) -> None:
+    pairs = list(window_pairs(items))
+    for cov in (0.0, 0.5, 0.6, 0.7):
+        cells = []
+        for con in (0.30, 0.33, 0.35, 0.40, 0.45):
+            with _tuned(SAME_CONTAINMENT=con, HEADLINE_COVERAGE=cov):
+                s = score(pairs, lambda a, b: story.same_story(a.sig, b.sig))
+            cells.append(f"C>={con:.2f}: {s.precision:.3f}/{s.recall:.3f}")
+        print(f"headline>={cov:.1f}  " + "  ".join(cells))
+
+
+def holdout(items: list[Item]) -> None:
+    """Pick SAME_CONTAINMENT on one half of the topics and score it on the other."""
+    halves = ([], [])
+    for item in items:
+        halves[_topic_half(item.story)].append(item)
+    for tune, test in (halves, halves[::-1]):
+        pairs = list(window_pairs(tune))
+        best = max(
+            (0.25, 0.30, 0.35, 0.40, 0.45, 0.50),
+            key=lambda c: _f1(_score_with(pairs, SAME_CONTAINMENT=c)),
+        )
+        s = _score_with(list(window_pairs(test)), SAME_CONTAINMENT=best)
+        print(f"tuned C>={best:.2f} on {len(tune)} items -> held out {len(test)} items: {s}")
+
+
+def _topic_half(name: str) -> int:
+    for number, prefixes in enumerate(TOPICS.values()):
+        if name.startswith(prefixes):
+            return number % 2
+    return sum(map(ord, name)) % 2
+
+
+def _score_with(pairs: list[tuple[Item, Item]], **constants: float) -> Score:
+    with _tuned(**constants):
+        return score(pairs, lambda a, b: story.same_story(a.sig, b.sig))
+
+
+def _f1(s: Score) -> float:
+    return 2 * s.precision * s.recall / max(s.precision + s.recall, 1e-9)
+
+
+class _tuned:
+    """Temporarily override module thresholds (a bench tool, not for production code)."""
+
+    def __init__(self, **constants: float) -> None:
+        self.constants, self.saved = constants, {}
+
+    def __enter__(self) -> None:
+        for name, value in self.constants.items():
+            self.saved[name] = getattr(story, name)
+            setattr(story, name, value)
+
+    def __exit__(self, *exc: object) -> None:
+        for name, value in self.saved.items():
+            setattr(story, name, value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grid", action="store_true")
+    parser.add_argument("--holdout", action="store_true")
+    args = parser.parse_args()
+    items = load()
+    if args.grid:
+        return grid(items)
+    if args.holdout:
+        return holdout(items)
+    stories = len({i.story for i in items})
+    print(f"{len(items)} items, {stories} stories")
+    print(f"pairwise same_story:  {pairwise(items)}")
+    print(f"stories, joins_story: {worker_stories(items, majority)}")
+    print(f"stories, any member:  {worker_stories(items, any_member)}")
+    print(f"stories, seed only:   {seed_stories(items)}")
+    same, other = band_recall(items)
+    print(f"band key shared: same story {same:.3f}, other pairs {other:.3f}")
+    errors(items)
+    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
+    sign, band = speed([(r["title"], r["summary"]) for r in rows])
+    print(f"speed: story_signature {sign:,.0f} items/s, band_keys {band:,.0f} items/s")
+
+
+if __name__ == "__main__":
+    main()

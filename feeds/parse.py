@@ -1,0 +1,326 @@
+"""Bytes in, clean typed items out. No I/O: feedparser only ever sees ``io.BytesIO``.
+
+Order of work, and why:
+1. ``decode_body`` (feeds/text.py) picks the encoding and we hand feedparser UTF-8 with
+   ``charset=utf-8``: feedparser alone follows RFC 3023 to the letter, so a server's wrong
+   ``charset=iso-8859-1`` would turn a windows-1251 or EUC-KR feed into mojibake.
+2. JSON Feed is read here: feedparser 6.0 has no JSON support.
+3. ``defuse_prolog`` removes every DOCTYPE before parsing. Its entities are dropped, except
+   tiny ones (one character reference, or up to 10 plain characters) that we expand
+   ourselves. expat 2.5 stops a billion-laughs, but not a quadratic blow-up (one 100 kB
+   entity used 20,000 times took 45 s and 5.8 GB when measured), and feedparser's loose
+   fallback parser expands "safe" entities with no limit at all. External entities and DTDs
+   are never fetched: expat's external entity loading is off and the declarations are gone.
+4. feedparser runs with ``sanitize_html`` and ``resolve_relative_uris`` off: we strip all
+   HTML ourselves and resolve only the item link (bench/corpus.py --compare measures it).
+5. A time limit: on the main thread (where Celery's prefork pool runs tasks) a SIGALRM
+   interval timer interrupts a parse that runs too long. No timer can safely interrupt
+   Python code on other threads, so there only the pre-scan and the fetch cap bound the work.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import signal
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from xml.sax import SAXParseException
+
+import feedparser
+
+from feeds.errors import ParseError
+from feeds.normalize import RawEntry, normalize_entry
+from feeds.text import clean_text, collapse, decode_body, truncate
+from feeds.types import ParsedFeed
+
+MAX_TTL = 7 * 24 * 3600
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
+_JSON_FEED = "https://jsonfeed.org/version/"
+_PROLOG_TOKEN = re.compile(r"\s+|<\?|<!--|<!DOCTYPE", re.IGNORECASE)
+_DTD_TOKEN = re.compile(r"[\"'\[\]>]|<!--")
+_ENTITY_DECL = re.compile(r"<!ENTITY", re.IGNORECASE)
+_SAFE_ENTITY = re.compile(
+    r"<!ENTITY\s+([A-Za-z_][\w.-]{0,40})\s+([\"'])"
+    r"(&#[0-9]{1,7};|&#x[0-9A-Fa-f]{1,6};|[^&<%\"']{1,10})\2\s*>"
+)
+_PREDEFINED = frozenset({"amp", "lt", "gt", "quot", "apos"})
+_FIRST_ELEMENT = re.compile(r"<\w")  # where feedparser's own DOCTYPE handling stops looking
+_LATE_DECLARATION = re.compile(r"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+def parse_feed(
+    body: bytes,
+    *,
+    url: str = "",
+    content_type: str | None = None,
+    time_limit: float = 5.0,
+    now: datetime | None = None,
+) -> ParsedFeed:
+    """Parse RSS 0.9x/1.0/2.0, Atom or JSON Feed; raise ParseError when there is no feed."""
+    if not body.strip():
+        raise ParseError("empty document")
+    try:
+        with _time_limit(time_limit):
+            text, _ = decode_body(body, content_type)
+            if text.lstrip().startswith(("{", "[")):
+                return _json_feed(text, url, now)
+            return _xml_feed(text, url, now)
+    except _ParseTimeout:
+        raise ParseError(f"parse took longer than {time_limit:g}s") from None
+    except RecursionError:
+        raise ParseError("document nested too deeply") from None
+
+
+def _xml_feed(text: str, url: str, now: datetime | None) -> ParsedFeed:
+    text, defuse_note = defuse_prolog(text)
+    result = feedparser.parse(
+        io.BytesIO(text.encode("utf-8", "surrogatepass")),
+        response_headers={
+            "content-type": "application/xml; charset=utf-8",
+            "content-location": url,
+        },
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
+    if not result.get("version") and not result.get("entries"):
+        raise ParseError(_not_a_feed(text, result))
+    feed = result.get("feed", {})
+    items = tuple(normalize_entry(_entry(e), base_url=url, now=now) for e in result["entries"])
+    notes = [defuse_note, _bozo(result) if result.get("bozo") else None]
+    return ParsedFeed(
+        title=clean_text(feed.get("title"), html=_is_html(feed.get("title_detail")), limit=1000),
+        items=items,
+        ttl_seconds=_ttl(feed.get("ttl")),
+        warning="; ".join(n for n in notes if n) or None,
+    )
+
+
+def _not_a_feed(text: str, result: Mapping[str, Any]) -> str:
+    head = text.lstrip()[:512].lower()
+    if head.startswith("<!doctype html") or "<html" in head:
+        return "not a feed: an HTML page"
+    if result.get("bozo"):
+        return f"not a feed: {_bozo(result)}"
+    return "not a feed: no RSS, Atom or JSON Feed found"
+
+
+def _bozo(result: Mapping[str, Any]) -> str:
+    exc = result.get("bozo_exception")
+    if isinstance(exc, SAXParseException):
+        message = f"{exc.getMessage()} at line {exc.getLineNumber()}"
+    else:
+        message = str(exc) or type(exc).__name__
+    return truncate(collapse(message), 160)
+
+
+def _entry(entry: Mapping[str, Any]) -> RawEntry:
+    summary, summary_html = entry.get("summary"), _is_html(entry.get("summary_detail"))
+    if not summary and entry.get("content"):
+        content = entry["content"][0]
+        summary, summary_html = content.get("value"), _is_html(content)
+    return RawEntry(
+        id=_str(entry.get("id")),
+        title=_str(entry.get("title")),
+        title_html=_is_html(entry.get("title_detail")),
+        link=_str(entry.get("link")),
+        summary=_str(summary),
+        summary_html=summary_html,
+        # dict.get: feedparser's own get() warns when it maps updated_parsed to published_parsed
+        published=_struct_utc(
+            dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")
+        ),
+        author=_str(entry.get("author")),
+        tags=tuple(_str(t.get("term")) for t in entry.get("tags") or () if isinstance(t, dict)),
+    )
+
+
+def _is_html(detail: Any) -> bool:
+    return isinstance(detail, dict) and detail.get("type") in _HTML_TYPES
+
+
+def _str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def _struct_utc(value: Any) -> datetime | None:
+    """feedparser's ``*_parsed`` (a UTC struct_time) as an aware datetime."""
+    try:
+        return datetime(*value[:5], min(value[5], 59), tzinfo=UTC)
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+
+
+def _ttl(value: Any) -> int | None:
+    """RSS ``<ttl>`` is in minutes."""
+    try:
+        minutes = int(str(value).strip())
+    except ValueError:
+        return None
+    return min(minutes * 60, MAX_TTL) if minutes > 0 else None
+
+
+# --- DOCTYPE and entities -----------------------------------------------------------------
+
+
+def defuse_prolog(text: str) -> tuple[str, str | None]:
+    """Remove every DOCTYPE from the prolog; expand only tiny entities; note what was dropped."""
+    text, pos = text.lstrip(), 0
+    kept: list[str] = []
+    entities: dict[str, str] = {}
+    dropped = 0
+    while match := _PROLOG_TOKEN.match(text, pos):
+        token = match.group()
+        if token.upper() == "<!DOCTYPE":
+            end = _doctype_end(text, match.end())
+            found, declared = _entities(text[pos:end])
+            entities.update(found)
+            dropped += declared - len(found)
+        else:
+            closer = {"<?": "?>", "<!--": "-->"}.get(token)
+            end = _after(text, closer, pos) if closer else match.end()
+            kept.append(text[pos:end])
+        pos = end
+    rest = text[pos:]
+    head = rest[: first.start()] if (first := _FIRST_ELEMENT.search(rest)) else rest
+    if _LATE_DECLARATION.search(head):
+        raise ParseError("not a feed: DOCTYPE or ENTITY outside the prolog")
+    if entities:
+        pattern = "&(" + "|".join(map(re.escape, entities)) + ");"
+        rest = re.sub(pattern, lambda m: entities[m.group(1)], rest)
+    note = f"ignored {dropped} entity declaration(s)" if dropped else None
+    return "".join(kept) + rest, note
+
+
+def _after(text: str, end_token: str, pos: int) -> int:
+    found = text.find(end_token, pos + 2)
+    if found < 0:
+        raise ParseError(f"not a feed: unterminated markup (no {end_token!r}) before the root")
+    return found + len(end_token)
+
+
+def _doctype_end(text: str, pos: int) -> int:
+    """Index just past the DOCTYPE's closing '>' (quotes, comments and [subset] skipped)."""
+    depth = 0
+    while match := _DTD_TOKEN.search(text, pos):
+        token, pos = match.group(), match.end()
+        if token in ("'", '"'):
+            pos = _after(text, token, match.start() - 1)
+        elif token == "<!--":
+            pos = _after(text, "-->", match.start())
+        elif token in "[]":
+            depth += 1 if token == "[" else -1
+        elif depth <= 0:
+            return pos
+    raise ParseError("not a feed: unterminated DOCTYPE")
+
+
+def _entities(doctype: str) -> tuple[dict[str, str], int]:
+    """(tiny entities we can expand safely, number of entity declarations in all)."""
+    safe = {
+        name: value
+        for name, _, value in _SAFE_ENTITY.findall(doctype)[:100]
+        if name not in _PREDEFINED
+    }
+    return safe, len(_ENTITY_DECL.findall(doctype))
+
+
+# --- time limit ----------------------------------------------------------------------------
+
+
+class _ParseTimeout(BaseException):
+    """Raised from the SIGALRM handler; a BaseException so no ``except Exception`` eats it."""
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt the block after ``seconds`` (main thread only); keep any outer timer."""
+    if (
+        seconds <= 0
+        or not hasattr(signal, "setitimer")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        yield
+        return
+    outer_handler = signal.getsignal(signal.SIGALRM)
+    outer_delay, outer_interval = signal.getitimer(signal.ITIMER_REAL)
+    start = time.monotonic()
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer_delay or seconds))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(
+            signal.SIGALRM, outer_handler if outer_handler is not None else signal.SIG_DFL
+        )
+        if outer_delay:
+            left = max(outer_delay - (time.monotonic() - start), 0.001)
+            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise _ParseTimeout
+
+
+# --- JSON Feed -----------------------------------------------------------------------------
+
+
+def _json_feed(text: str, url: str, now: datetime | None) -> ParsedFeed:
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        raise ParseError("not a feed: invalid JSON") from None
+    items = doc.get("items") if isinstance(doc, dict) else None
+    if not isinstance(items, list) or not _str(doc.get("version")).startswith(_JSON_FEED):
+        raise ParseError("not a feed: JSON but not a JSON Feed")
+    base = _str(doc.get("feed_url")) or url
+    entries = (_json_entry(i) for i in items if isinstance(i, dict))
+    return ParsedFeed(
+        title=clean_text(_str(doc.get("title")), html=False, limit=1000),
+        items=tuple(normalize_entry(e, base_url=base, now=now) for e in entries),
+    )
+
+
+def _json_entry(item: Mapping[str, Any]) -> RawEntry:
+    summary, html = _str(item.get("summary")), False
+    if not summary:
+        summary, html = _str(item.get("content_html")), True
+    if not summary:
+        summary, html = _str(item.get("content_text")), False
+    authors = item.get("authors") or [item.get("author")]
+    author = authors[0] if isinstance(authors, list) and authors else None
+    tags = item.get("tags") if isinstance(item.get("tags"), list) else []
+    return RawEntry(
+        id=_str(item.get("id")),
+        title=_str(item.get("title")),
+        link=_str(item.get("url")) or _str(item.get("external_url")),
+        summary=summary,
+        summary_html=html,
+        published=_iso_date(item.get("date_published") or item.get("date_modified")),
+        author=_str(author.get("name")) if isinstance(author, dict) else "",
+        tags=tuple(_str(t) for t in tags),
+    )
+
+
+def _iso_date(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None

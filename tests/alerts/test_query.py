@@ -1,0 +1,185 @@
+"""Query parser: syntax tree shape, precedence, aliases and every error with its column."""
+
+from __future__ import annotations
+
+import pytest
+
+from alerts.query import (
+    Alias,
+    And,
+    Field,
+    Near,
+    Node,
+    Not,
+    Or,
+    QueryError,
+    Term,
+    parse_query,
+    require_positive,
+)
+
+ALIASES = {"dprk": ["North Korea*", "Kim Jong-un", "북한"], "Bad": ["..."], "empty": []}
+
+
+def parse(text: str) -> Node:
+    return parse_query(text, ALIASES)
+
+
+def show(node: Node) -> str:
+    """A compact rendering of the tree, to assert on structure."""
+    if isinstance(node, Term):
+        return node.folded + ("*" if node.wildcard else "")
+    if isinstance(node, Alias):
+        return f"@{node.name}"
+    if isinstance(node, And | Or):
+        op = " AND " if isinstance(node, And) else " OR "
+        return "(" + op.join(show(c) for c in node.children) + ")"
+    if isinstance(node, Not):
+        return f"NOT {show(node.child)}"
+    if isinstance(node, Near):
+        return f"({show(node.left)} NEAR/{node.distance} {show(node.right)})"
+    assert isinstance(node, Field)
+    return f"{node.name}:{show(node.child)}"
+
+
+@pytest.mark.parametrize(
+    ("query", "tree"),
+    [
+        ("missile", "missile"),
+        ("a AND b", "(a AND b)"),
+        ("a OR b", "(a OR b)"),
+        ("a b", "(a AND b)"),  # implicit AND
+        ("a OR b AND c", "(a OR (b AND c))"),  # AND binds tighter than OR
+        ("a b OR c", "((a AND b) OR c)"),
+        ("(a OR b) AND c", "((a OR b) AND c)"),
+        ("a AND NOT b", "(a AND NOT b)"),
+        ("a NOT b", "(a AND NOT b)"),
+        ("NOT NOT a", "NOT NOT a"),
+        ("NOT a NEAR/2 b", "NOT (a NEAR/2 b)"),
+        ("a NEAR/5 b", "(a NEAR/5 b)"),
+        ("a NEAR/0 b AND c", "((a NEAR/0 b) AND c)"),  # NEAR binds tighter than AND
+        ("a NEAR/2 b NEAR/3 c", "((a NEAR/2 b) NEAR/3 c)"),
+        ("@dprk NEAR/15 (launch* OR fired)", "(@dprk NEAR/15 (launch* OR fired))"),
+        ("title:(a OR b) c", "(title:(a OR b) AND c)"),
+        ("summary:a", "summary:a"),
+        ("TITLE:a", "title:a"),
+        ('"exact phrase"', "exact phrase"),
+        ('"Hwasong*"', "hwasong*"),
+        ('"North Korea*"', "north korea*"),
+        ("missile*", "missile*"),
+        ("Kim-Jong-un", "kim jong un"),  # a hyphenated word is a phrase
+        ("U.S.", "u s"),
+        ("10:30", "10 30"),  # a colon is not a field unless it names one
+        ("ракет* OR 미사일", "(ракет* OR 미사일)"),
+        ("@DPRK", "@dprk"),  # alias names are case-insensitive
+    ],
+)
+def test_tree(query: str, tree: str) -> None:
+    assert show(parse(query)) == tree
+
+
+def test_alias_expands_to_members() -> None:
+    node = parse("@dprk")
+    assert isinstance(node, Alias)
+    assert [(t.folded, t.wildcard) for t in node.terms] == [
+        ("north korea", True),
+        ("kim jong un", False),
+        ("북한", False),
+    ]
+
+
+def test_prefix_terms() -> None:
+    def term(query: str) -> Term:
+        node = parse(query)
+        assert isinstance(node, Term)
+        return node
+
+    assert term("missile*").prefix
+    assert term("북한").prefix  # Korean: particles attach on the right
+    assert term('"북한 미사일"').prefix
+    assert not term("missile").prefix
+    assert not term("화성-18").prefix  # ends in a digit: a whole word
+
+
+def test_columns_of_terms() -> None:
+    node = parse('a OR "b c"')
+    assert isinstance(node, Or)
+    assert [c.column for c in node.children if isinstance(c, Term)] == [1, 7]
+
+
+@pytest.mark.parametrize(
+    ("query", "column", "message"),
+    [
+        ("", 1, "empty query"),
+        ("   ", 1, "empty query"),
+        ("(a OR b", 1, "unbalanced parenthesis: '(' is never closed"),
+        ("a AND (b OR (c)", 7, "unbalanced parenthesis: '(' is never closed"),
+        ("a (", 3, "unbalanced parenthesis: '(' is never closed"),
+        ("a OR b)", 7, "unbalanced parenthesis: ')' has no matching '('"),
+        (")", 1, "unbalanced parenthesis: ')' has no matching '('"),
+        ("()", 1, "empty parentheses"),
+        ("@dprkk AND x", 1, "unknown alias @dprkk (did you mean @dprk?)"),
+        ("x AND @zzz", 7, "unknown alias @zzz"),
+        ("@", 1, "alias name expected after @"),
+        ("@bad", 1, "alias @bad: alias member '...' has no letters or digits"),
+        ("@empty", 1, "alias @empty has no members"),
+        ("a NEAR b", 3, "NEAR needs a number, e.g. NEAR/5"),
+        ("a NEAR/x b", 3, "NEAR needs a number, e.g. NEAR/5"),
+        ("a NEAR/500 b", 3, "NEAR distance must be at most 200"),
+        ("a NEAR/2 (b AND c)", 3, "NEAR/2 joins words, phrases, aliases or OR groups"),
+        ("(NOT a) NEAR/2 b", 9, "NEAR/2 joins words"),
+        ('a AND "abc', 7, "unterminated quote"),
+        ('"', 1, "unterminated quote"),
+        ('""', 1, "empty phrase"),
+        ("a AND", 3, "dangling operator AND"),
+        ("AND a", 1, "dangling operator AND"),
+        ("a OR", 3, "dangling operator OR"),
+        ("a AND OR b", 3, "dangling operator AND"),
+        ("a OR )", 3, "dangling operator OR"),
+        ("(a AND) b", 4, "dangling operator AND"),
+        ("NOT", 1, "dangling operator NOT"),
+        ("a NEAR/3", 3, "dangling operator NEAR/3"),
+        ("title:", 1, "nothing after title:"),
+        ("titel:(x)", 1, "unknown field titel: (use title: or summary:)"),
+        ("title:(summary:x)", 1, "a field scope cannot contain another field scope"),
+        ("a or b", 3, "write the operator 'or' in capitals (OR)"),
+        ("a and b", 3, "write the operator 'and' in capitals (AND)"),
+        ("not b", 1, "write the operator 'not' in capitals (NOT)"),
+        ("a near/3 b", 3, "write the operator 'near/3' in capitals (NEAR)"),
+        ("a && b", 3, "use AND instead of &&"),
+        ("a || b", 3, "use OR instead of ||"),
+        ("a -b", 3, "use NOT to exclude a term (- is not an operator)"),
+        ("mis*sile", 4, "wildcard * is allowed only at the end of a term"),
+        ('"Kim* Jong"', 5, "wildcard * is allowed only at the end of a phrase"),
+        ("a*", 1, "wildcard needs at least 2 letters before *"),
+        ("*", 1, "wildcard needs at least 2 letters before *"),
+        ("a AND ...", 7, "term '...' has no letters or digits"),
+        ('x "..."', 4, "phrase '...' has no letters or digits"),
+    ],
+)
+def test_errors(query: str, column: int, message: str) -> None:
+    with pytest.raises(QueryError) as info:
+        parse(query)
+    assert info.value.column == column
+    assert info.value.message.startswith(message)
+    assert str(info.value) == f"column {column}: {info.value.message}"
+
+
+def test_query_error_is_a_value_error() -> None:
+    assert issubclass(QueryError, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("query", "column"),
+    [("NOT football", 1), ("a OR NOT b", 6), ("NOT (a AND b)", 1), ("title:(NOT a)", 8)],
+)
+def test_require_positive_rejects_queries_true_without_terms(query: str, column: int) -> None:
+    with pytest.raises(QueryError) as info:
+        require_positive(parse(query))
+    assert info.value.column == column
+    assert "none of its terms" in info.value.message
+
+
+@pytest.mark.parametrize("query", ["a", "a NOT b", "a AND NOT (b OR c)", "NOT NOT a", "a OR b"])
+def test_require_positive_accepts(query: str) -> None:
+    require_positive(parse(query))

@@ -1,0 +1,132 @@
+"""Config loading: every error names file, line and field; the last good config is kept."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.helpers.configdir import write_config
+from worker.config import ConfigCache, ConfigError, load_config
+
+FEEDS = [{"id": "wire", "url": "http://127.0.0.1:1/feed.xml", "interval": "2s", "tags": ["news"]}]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "worker", *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_valid_config_loads_with_defaults(config_dir: Path) -> None:
+    write_config(config_dir, feeds=FEEDS)
+    config = load_config(config_dir)
+    assert config.feed("wire").interval.total_seconds() == 2
+    assert config.watchlist("missile-tests").severity == "high"
+    assert set(config.channels) == {"console"}
+
+
+def test_env_substitution_and_default(config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WF_FEED_HOST", "127.0.0.1:8")
+    feeds = [{"id": "a", "url": "http://${WF_FEED_HOST}/a"}, {"id": "b", "url": "${WF_NOPE:-http://x/b}"}]
+    write_config(config_dir, feeds=feeds)
+    config = load_config(config_dir)
+    assert [f.url for f in config.feeds] == ["http://127.0.0.1:8/a", "http://x/b"]
+
+
+BROKEN_WATCHLISTS = """\
+watchlists:
+  - id: ok
+    title: Fine
+    query: missile
+    channels: [console]
+  - id: bad-channel
+    title: Unknown channel
+    query: missile
+    channels: [console, nowhere]
+  - id: bad-query
+    title: Unbalanced
+    query: '(missile OR rocket'
+    channels: [console]
+"""
+
+BROKEN_CHANNELS = """\
+channels:
+  - id: console
+    type: log
+  - id: hook
+    type: webhook
+    url: http://127.0.0.1:9/hook
+    secret: "${WF_TEST_SURELY_UNSET_SECRET}"
+"""
+
+
+def _broken_dir(config_dir: Path) -> Path:
+    (config_dir / "watchlists.yaml").write_text(BROKEN_WATCHLISTS)
+    (config_dir / "channels.yaml").write_text(BROKEN_CHANNELS)
+    (config_dir / "feeds.yaml").write_text("feeds:\n  - id: x\n    url: [unclosed\n")
+    return config_dir
+
+
+def test_check_reports_every_error_with_file_and_line(config_dir: Path) -> None:
+    result = run_cli("check", "--config-dir", str(_broken_dir(config_dir)))
+    assert result.returncode == 1
+    errors = result.stderr
+    assert f"{config_dir / 'feeds.yaml'}:4: (yaml): invalid YAML: expected ','" in errors
+    assert "while parsing a flow sequence at line 3" in errors
+    assert f"{config_dir / 'watchlists.yaml'}:9: watchlists[1].channels[1]: unknown channel id 'nowhere'" in errors
+    assert f"{config_dir / 'watchlists.yaml'}:12: watchlists[2].query:" in errors
+    assert "unbalanced parenthesis" in errors
+    assert f"{config_dir / 'channels.yaml'}:7: channels[1].secret: environment variable WF_TEST_SURELY_UNSET_SECRET is not set" in errors
+    assert "Traceback" not in errors
+
+
+def test_check_ok_prints_one_line_summary(config_dir: Path) -> None:
+    write_config(config_dir, feeds=FEEDS)
+    result = run_cli("check", "--config-dir", str(config_dir))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "config OK: 1 feeds, 1 watch-lists, 1 channels"
+
+
+def test_shipped_config_is_valid() -> None:
+    result = run_cli("check", "--config-dir", str(REPO / "config"))
+    assert result.returncode == 0, result.stderr
+
+
+def test_schema_errors_name_field_and_line(config_dir: Path) -> None:
+    (config_dir / "feeds.yaml").write_text(
+        "feeds:\n  - id: ok\n    url: http://x/\n  - id: Bad Id\n    url: ftp://x/\n    interval: soon\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(config_dir)
+    lines = [str(i) for i in err.value.issues]
+    feeds = config_dir / "feeds.yaml"
+    assert any(line.startswith(f"{feeds}:4: feeds[1].id:") for line in lines), lines
+    assert any(line.startswith(f"{feeds}:5: feeds[1].url:") for line in lines), lines
+    assert any(line.startswith(f"{feeds}:6: feeds[1].interval:") for line in lines), lines
+
+
+def test_cache_keeps_last_good_config_on_invalid_edit(config_dir: Path) -> None:
+    write_config(config_dir, feeds=FEEDS)
+    cache = ConfigCache(config_dir)
+    good = cache.current()
+    (config_dir / "watchlists.yaml").write_text(BROKEN_WATCHLISTS)
+    assert cache.current() is good
+    write_config(config_dir, feeds=[*FEEDS, {"id": "second", "url": "http://x/2"}])
+    os.utime(config_dir / "feeds.yaml", ns=(1, 1))  # a change even within one mtime tick
+    assert [f.id for f in cache.current().feeds] == ["wire", "second"]
+
+
+def test_cache_with_no_good_config_raises(config_dir: Path) -> None:
+    (config_dir / "watchlists.yaml").write_text(BROKEN_WATCHLISTS)
+    with pytest.raises(ConfigError):
+        ConfigCache(config_dir).current()

@@ -1,0 +1,95 @@
+"""poll_feed on real parts: a loopback feed server and a real database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.helpers.configdir import write_config
+from tests.helpers.feedserver import FeedEntry, FeedServer
+from worker import pipeline
+from worker.models import Delivery, Feed, Item, MatchRow
+from worker.runtime import Runtime, build_runtime
+from worker.settings import load_settings
+
+HIT = "North Korea fires ballistic missile toward the East Sea"
+MISS = "Seoul stocks close higher on chip exports"
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    with FeedServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def rt(tmp_path: Path, engine: sa.Engine, db_url: str, server: FeedServer) -> Iterator[Runtime]:
+    config_dir = write_config(
+        tmp_path / "config", feeds=[{"id": "wire", "url": server.url("wire"), "interval": "1m"}]
+    )
+    settings = replace(
+        load_settings(), config_dir=config_dir, database_url=db_url, allow_private_urls=True
+    )
+    runtime = build_runtime(settings)
+    yield runtime
+    runtime.engine.dispose()
+
+
+def count(rt: Runtime, model: type) -> int:
+    with rt.sessions() as s:
+        return s.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def test_conditional_get_second_poll_is_304_and_stores_nothing(rt: Runtime, server: FeedServer):
+    server.publish("wire", FeedEntry("g1", HIT), FeedEntry("g2", MISS))
+    first = pipeline.poll_feed(rt, "wire")
+    assert first.status == "ok" and len(first.new_items) == 2
+    items_before, feed_before = count(rt, Item), _feed(rt)
+    second = pipeline.poll_feed(rt, "wire")
+    assert second.status == "not-modified"
+    assert server.statuses("wire") == [200, 304]
+    assert count(rt, Item) == items_before == 2
+    assert _feed(rt).etag == feed_before.etag is not None
+
+
+def _feed(rt: Runtime) -> Feed:
+    with rt.sessions() as s:
+        return s.get(Feed, "wire")
+
+
+def test_only_new_matching_items_create_one_match_and_deliveries(rt: Runtime, server: FeedServer):
+    server.publish("wire", FeedEntry("g1", MISS))
+    assert pipeline.poll_feed(rt, "wire").matches == []
+    server.publish("wire", FeedEntry("g2", HIT))
+    outcome = pipeline.poll_feed(rt, "wire")
+    assert [m.watchlist_id for _, m in outcome.matches] == ["missile-tests"]
+    assert len(outcome.delivery_ids) == 1
+    server.publish("wire", FeedEntry("g3", MISS))
+    assert pipeline.poll_feed(rt, "wire").matches == []
+    assert (count(rt, MatchRow), count(rt, Delivery)) == (1, 1)
+
+
+def test_first_poll_alerts_only_recent_items(rt: Runtime, server: FeedServer):
+    old = datetime.now(UTC) - timedelta(days=3)
+    server.publish("wire", FeedEntry("old", HIT, published=old), FeedEntry("new", HIT))
+    outcome = pipeline.poll_feed(rt, "wire")
+    assert len(outcome.new_items) == 2
+    assert len(outcome.matches) == 1
+    server.publish("wire", FeedEntry("later-but-old-date", HIT, published=old))
+    assert len(pipeline.poll_feed(rt, "wire").matches) == 1  # after the first poll, all new alert
+
+
+def test_fetch_error_is_recorded_and_backs_off(rt: Runtime, server: FeedServer):
+    outcome = pipeline.poll_feed(rt, "wire")  # nothing published: 404
+    assert outcome.status == "error"
+    feed = _feed(rt)
+    assert feed.error_count == 1 and "404" in feed.last_error
+    assert feed.next_poll_at > datetime.now(UTC)
+    server.publish("wire", FeedEntry("g1", MISS))
+    assert pipeline.poll_feed(rt, "wire").status == "ok"
+    assert _feed(rt).error_count == 0 and _feed(rt).last_error is None

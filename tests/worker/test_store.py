@@ -1,0 +1,150 @@
+"""Store behaviour on a real database: SQLite and PostgreSQL (the ``db_url`` fixture)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from alerts.types import Hit, Match
+from feeds.sources import FeedSource
+from feeds.types import FeedItem
+from worker import store
+from worker.db import make_engine, session_factory
+from worker.models import Delivery, Feed, Item, MatchRow
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=5)
+
+
+def item(guid: str, url: str = "", title: str = "t") -> FeedItem:
+    return FeedItem(
+        guid=guid, title=title, url=url, summary="s", published_at=NOW, fingerprint="f" * 64
+    )
+
+
+def a_match(watchlist: str = "wl") -> Match:
+    hit = Hit(term="missile", field="title", start=0, end=7, snippet="missile")
+    return Match(watchlist_id=watchlist, hits=(hit,), snippet="missile")
+
+
+@pytest.fixture
+def sessions(engine: sa.Engine):
+    factory = session_factory(engine)
+    with factory.begin() as session:
+        store.sync_feeds(session, [FeedSource(id="f1", url="http://127.0.0.1/feed")], NOW)
+    return factory
+
+
+def test_new_items_dedup_by_guid_then_canonical_url(sessions) -> None:
+    with sessions.begin() as s:
+        first = store.insert_new_items(s, "f1", [item("a", "http://x/1"), item("b", "")], NOW)
+    with sessions.begin() as s:
+        again = store.insert_new_items(
+            s, "f1", [item("a", "http://x/1"), item("c", "http://x/1"), item("d", "http://x/2")], NOW
+        )
+    assert [i.guid for _, i in first] == ["a", "b"]
+    assert [i.guid for _, i in again] == ["d"]
+    with sessions() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(Item)) == 3
+
+
+def test_datetimes_round_trip_as_aware_utc(sessions) -> None:
+    with sessions.begin() as s:
+        [(item_id, _)] = store.insert_new_items(s, "f1", [item("a")], NOW)
+    with sessions() as s:
+        assert s.get(Item, item_id).published_at == NOW
+
+
+def test_one_match_per_watchlist_and_story(sessions) -> None:
+    with sessions.begin() as s:
+        [(item_id, _)] = store.insert_new_items(s, "f1", [item("a")], NOW)
+        first = store.insert_match(s, item_id, f"item:{item_id}", "high", a_match(), NOW)
+        second = store.insert_match(s, item_id, f"item:{item_id}", "high", a_match(), NOW)
+        other = store.insert_match(s, item_id, f"item:{item_id}", "high", a_match("wl2"), NOW)
+    assert first is not None and other is not None
+    assert second is None
+
+
+def _delivery(sessions: object) -> str:
+    with sessions.begin() as s:  # type: ignore[attr-defined]
+        [(item_id, _)] = store.insert_new_items(s, "f1", [item("a")], NOW)
+        match_id = store.insert_match(s, item_id, f"item:{item_id}", "high", a_match(), NOW)
+        ids = store.insert_deliveries(s, match_id, ["mail", "hook"], NOW)
+        assert store.insert_deliveries(s, match_id, ["mail"], NOW) == []
+    return ids[0]
+
+
+def test_claim_is_exclusive_and_sent_is_final(sessions) -> None:
+    delivery_id = _delivery(sessions)
+    with sessions.begin() as s:
+        claimed = store.claim_delivery(s, delivery_id, NOW, LEASE)
+        assert claimed is not None and claimed.attempts == 1
+    with sessions.begin() as s:
+        assert store.claim_delivery(s, delivery_id, NOW + timedelta(seconds=1), LEASE) is None
+    with sessions.begin() as s:
+        store.record_delivery_sent(s, s.get(Delivery, delivery_id), NOW)
+    with sessions.begin() as s:
+        assert store.claim_delivery(s, delivery_id, NOW + timedelta(days=9), LEASE) is None
+
+
+def test_stuck_sending_is_reclaimed_after_lease_with_same_id(sessions) -> None:
+    delivery_id = _delivery(sessions)
+    with sessions.begin() as s:
+        store.claim_delivery(s, delivery_id, NOW, LEASE)
+    with sessions.begin() as s:
+        assert delivery_id not in store.due_deliveries(s, NOW + LEASE / 2, LEASE, timedelta(seconds=60))
+        assert delivery_id in store.due_deliveries(s, NOW + LEASE, LEASE, timedelta(seconds=60))
+    with sessions.begin() as s:
+        again = store.claim_delivery(s, delivery_id, NOW + LEASE, LEASE)
+        assert again is not None and again.id == delivery_id and again.attempts == 2
+
+
+def test_failure_schedules_retry_and_dead_is_final(sessions) -> None:
+    delivery_id = _delivery(sessions)
+    with sessions.begin() as s:
+        d = store.claim_delivery(s, delivery_id, NOW, LEASE)
+        store.record_delivery_failure(s, d, "HTTP 500", NOW + timedelta(seconds=30))
+    with sessions.begin() as s:
+        assert store.claim_delivery(s, delivery_id, NOW + timedelta(seconds=10), LEASE) is None
+        d = store.claim_delivery(s, delivery_id, NOW + timedelta(seconds=31), LEASE)
+        assert d is not None
+        store.record_delivery_failure(s, d, "HTTP 400", None)
+    with sessions() as s:
+        row = s.get(Delivery, delivery_id)
+        assert (row.status, row.attempts, row.last_error) == ("dead", 2, "HTTP 400")
+
+
+def test_claim_due_feeds_leases_each_feed_once(sessions) -> None:
+    with sessions.begin() as s:
+        assert store.claim_due_feeds(s, ["f1"], NOW, LEASE) == ["f1"]
+    with sessions.begin() as s:
+        assert store.claim_due_feeds(s, ["f1"], NOW + timedelta(seconds=1), LEASE) == []
+        assert s.get(Feed, "f1").next_poll_at == NOW + LEASE
+
+
+def test_concurrent_inserts_of_one_item_yield_one_row_and_one_match(db_url: str, sessions) -> None:
+    """Two connections race to insert the same item and match: exactly one wins each."""
+    barrier, results = threading.Barrier(2), []
+    engine = make_engine(db_url)
+
+    def race() -> None:
+        with Session(engine) as s, s.begin():
+            barrier.wait()
+            new = store.insert_new_items(s, "f1", [item("same")], NOW)
+            for item_id, _ in new:
+                results.append(store.insert_match(s, item_id, "story:1", "high", a_match(), NOW))
+
+    threads = [threading.Thread(target=race) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    engine.dispose()
+    with sessions() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(Item)) == 1
+        assert s.scalar(sa.select(sa.func.count()).select_from(MatchRow)) == 1
+    assert len([r for r in results if r is not None]) == 1
