@@ -25,6 +25,7 @@ check: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	scripts/ensure-services
+	scripts/ensure-ops-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
@@ -37,6 +38,7 @@ format: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/matching.py
+	$(BIN)/python bench/corpus.py ../shared/corpus --jobs 2
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

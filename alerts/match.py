@@ -4,20 +4,22 @@ All terms of all watch-lists become keys of one Aho-Corasick automaton over fold
 text (see :mod:`alerts.textnorm`), padded with a space so word boundaries are part of
 the key: ``" icbm "`` for a word, ``" missile"`` for ``missile*`` and for Korean terms,
 which take particles on the right. One pass finds every term occurrence; only the
-watch-lists that own a found positive term are evaluated (the presearcher idea of
-Lucene Monitor). That is sound because queries that could be true with none of their
-terms present are refused at compile time, so cost per item stays nearly flat as
-watch-lists grow.
+watch-lists whose requirement sets (see ``alerts.query.requirements``) all have a found
+term are evaluated: the presearcher idea of Lucene Monitor. That is sound because queries
+that could be true with none of their terms present are refused at compile time, and it
+keeps the cost per item nearly flat as watch-lists grow. Positions are byte offsets into
+the folded UTF-8 text until a match is built, when they are mapped back to the original.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import ahocorasick
+import ahocorasick_rs
 
 from alerts.query import (
     Alias,
@@ -38,7 +40,7 @@ from alerts.textnorm import Folded, fold, snippet
 from alerts.types import Hit, Match
 from alerts.watchlists import WatchList
 
-_WORD = re.compile(r"(?<= )[^ ]")
+_WORD = re.compile(rb"(?<= )[^ ]")
 _ALL_FIELDS = frozenset({"title", "summary"})
 _MAX_SPANS = 256  # per NEAR operand, bounds the pairwise check on pathological items
 SNIPPET_WIDTH = 200
@@ -80,7 +82,7 @@ class _Compiled:
 @dataclass(frozen=True, slots=True)
 class _TermHit:
     field: str
-    start: int  # in the padded folded text of the field
+    start: int  # byte offsets in the padded folded text of the field
     end: int
 
 
@@ -98,32 +100,35 @@ class _Span:
 class _Text:
     original: str
     folded: Folded
-    padded: str
+    padded: bytes  # b" " + folded.data + b" ", so boundaries at the ends are spaces too
     _words: list[int] | None = None
+    _lookups: int = 0
 
     def word_at(self, position: int) -> int:
+        """Index of the word holding the byte at ``position`` (for NEAR)."""
+        self._lookups += 1
+        if self._words is None and self._lookups <= 8:  # few lookups: count, do not index
+            return len(self.padded[: position + 1].split()) - 1
         if self._words is None:
             self._words = [m.start() for m in _WORD.finditer(self.padded)]
         return bisect_right(self._words, position) - 1
 
 
-_Value = tuple[str, tuple[int, ...]]  # automaton value: key, lists it triggers
-
-
 @dataclass(slots=True)
 class _Item:
     texts: dict[str, _Text]
-    raw: dict[str, list[tuple[int, _Value]]]  # field -> (end, value) from the automaton
-    _found: dict[str, list[tuple[str, int]]] | None = None
+    raw: dict[str, list[tuple[int, int, int]]]  # field -> (pattern, start, end) found
+    keys: Sequence[str]  # automaton pattern -> term key
+    _found: dict[str, list[tuple[str, int, int]]] | None = None
 
     @property
-    def found(self) -> dict[str, list[tuple[str, int]]]:
-        """Key -> (field, end) of each occurrence; built only when a list is evaluated."""
+    def found(self) -> dict[str, list[tuple[str, int, int]]]:
+        """Key -> (field, start, end) of each occurrence; built only for evaluation."""
         if self._found is None:
             self._found = {}
             for name, hits in self.raw.items():
-                for end, (key, _) in hits:
-                    self._found.setdefault(key, []).append((name, end))
+                for pattern, start, end in hits:
+                    self._found.setdefault(self.keys[pattern], []).append((name, start, end))
         return self._found
 
 
@@ -186,18 +191,27 @@ class Matcher:
     def __init__(self, compiled: Sequence[_Compiled]) -> None:
         self._lists = tuple(compiled)
         self.watchlist_ids = frozenset(c.watchlist.id for c in compiled)
-        self._checks: list[tuple[frozenset[str], ...]] = []  # requirement sets to confirm
-        triggers: dict[str, list[int]] = {}
-        keys: set[str] = set()
+        groups = [sorted(set(requirements(c.query)), key=len) for c in self._lists]
+        keys: dict[str, list[int]] = {}  # key -> lists it triggers (in their smallest set)
         for index, entry in enumerate(self._lists):
-            trigger, *rest = sorted(set(requirements(entry.query)), key=len)
-            self._checks.append(tuple(rest))
-            for key in trigger:
-                triggers.setdefault(key, []).append(index)
-            # terms under NOT and in excludes are not requirements but must be found too
-            keys.update(term.key for term, _ in terms(entry.query))
-            keys.update(term.key for term, _ in terms(entry.exclude))
-        self._automaton = _build_automaton({k: (k, tuple(triggers.get(k, ()))) for k in keys})
+            # terms under NOT and in excludes are no requirement but must be found too
+            for term, _ in (*terms(entry.query), *terms(entry.exclude)):
+                keys.setdefault(term.key, [])
+            for key in groups[index][0]:
+                keys[key].append(index)
+        self._keys = list(keys)
+        self._triggers = [tuple(lists) for lists in keys.values()]
+        number = {key: i for i, key in enumerate(self._keys)}
+        self._checks = [tuple(frozenset(map(number.get, g)) for g in gs[1:]) for gs in groups]
+        self._automaton = None
+        self._pattern_keys: list[int] = []
+        if self._keys:
+            variants = [(i, v) for i, key in enumerate(self._keys) for v in _variants(key)]
+            self._pattern_keys = [i for i, _ in variants]  # pattern -> key number
+            kind = ahocorasick_rs.Implementation.ContiguousNFA  # fastest here at 10k terms
+            patterns = [variant for _, variant in variants]
+            self._automaton = ahocorasick_rs.BytesAhoCorasick(patterns, implementation=kind)
+        self._pattern_names = [self._keys[i] for i in self._pattern_keys]
 
     def match(
         self,
@@ -219,21 +233,27 @@ class Matcher:
 
     def _candidates(self, item: _Item) -> list[int]:
         """The presearch: lists triggered by a found key whose other requirements all hold."""
-        values = {key: lists for hits in item.raw.values() for _, (key, lists) in hits}
-        triggered = {index for lists in values.values() for index in lists}
-        checks = self._checks
-        return sorted(
-            i for i in triggered if all(not group.isdisjoint(values) for group in checks[i])
-        )
+        numbers = self._pattern_keys
+        found = {numbers[pattern] for hits in item.raw.values() for pattern, _, _ in hits}
+        triggers, checks = self._triggers, self._checks
+        candidates = []
+        for index in {index for pattern in found for index in triggers[pattern]}:
+            for group in checks[index]:
+                if group.isdisjoint(found):
+                    break
+            else:
+                candidates.append(index)
+        return sorted(candidates)
 
     def _scan(self, fields: Mapping[str, str]) -> _Item:
-        item = _Item({}, {})
+        item = _Item({}, {}, self._pattern_names)
         for name, original in fields.items():
             folded = fold(original)
-            text = _Text(original, folded, f" {folded.text} ")
+            text = _Text(original, folded, b" " + folded.data + b" ")
             item.texts[name] = text
             if self._automaton is not None:
-                item.raw[name] = list(self._automaton.iter(text.padded))
+                found = self._automaton.find_matches_as_indexes(text.padded, overlapping=True)
+                item.raw[name] = found
         return item
 
 
@@ -246,27 +266,29 @@ def _match_one(entry: _Compiled, item: _Item) -> Match | None:
     return _build_match(entry.watchlist.id, hits, item)
 
 
-def _build_automaton(values: Mapping[str, _Value]) -> ahocorasick.Automaton | None:
-    automaton = ahocorasick.Automaton()
-    for key, value in values.items():
-        automaton.add_word(key, value)
-    if len(automaton) == 0:
-        return None
-    automaton.make_automaton()
-    return automaton
+def _variants(key: str) -> list[bytes]:
+    """Patterns for a key: a phrase also matches with a punctuation mark between its words.
+
+    Folding turns ``"Hwasong-18" missile`` into ``hwasong 18  missile`` (the quote is a
+    space too), so each gap may be one or two spaces, for phrases of up to 5 words.
+    """
+    words = key.strip(" ").split(" ")
+    if len(words) == 1 or len(words) > 5:
+        return [key.encode()]
+    gaps = itertools.product((" ", "  "), repeat=len(words) - 1)
+    bodies = ("".join(w + g for w, g in zip(words, (*gap, ""), strict=True)) for gap in gaps)
+    tail = " " if key.endswith(" ") else ""
+    return [f" {body}{tail}".encode() for body in bodies]
 
 
 def _term_hits(term: Term, fields: frozenset[str], item: _Item) -> list[_TermHit]:
-    key = term.key
     hits: list[_TermHit] = []
-    for name, end in item.found.get(key, ()):
-        if name not in fields:
-            continue
-        padded = item.texts[name].padded
-        stop = end if key.endswith(" ") else end + 1
-        if term.wildcard:
-            stop = padded.find(" ", stop)
-        hits.append(_TermHit(name, end + 2 - len(key), stop))
+    for name, start, end in item.found.get(term.key, ()):
+        if name in fields:
+            stop = end - 1 if term.key.endswith(" ") else end
+            if term.wildcard:  # the hit covers the whole word, e.g. "missiles"
+                stop = item.texts[name].padded.find(b" ", stop)
+            hits.append(_TermHit(name, start + 1, stop))
     return hits
 
 
@@ -322,7 +344,8 @@ def _build_match(watchlist_id: str, term_hits: list[_TermHit], item: _Item) -> M
     hits: list[Hit] = []
     for th in sorted(set(term_hits), key=lambda h: (h.field != "title", h.start, h.end)):
         text = item.texts[th.field]
-        start, end = text.folded.span(th.start - 1, th.end - 1)
+        folded = text.folded
+        start, end = folded.span(folded.char_index(th.start - 1), folded.char_index(th.end - 1))
         context = snippet(text.original, start, end, SNIPPET_WIDTH)
         hits.append(Hit(text.original[start:end], th.field, start, end, context))
     return Match(watchlist_id, tuple(hits), _best_snippet(hits))

@@ -11,8 +11,12 @@ Grammar, loosest binding first::
     field   := "title:" | "summary:"
 
 Operators are written in capitals; a lowercase ``or`` is refused rather than silently
-searched for. A trailing ``*`` makes a prefix term, also inside quotes. Terms are folded
-by :mod:`alerts.textnorm`, so a bare ``Kim-Jong-un`` is the phrase ``kim jong un``.
+searched for. ``NEAR/n`` allows at most n words between its sides, in the same field;
+its sides are terms, phrases, aliases, OR groups or NEARs. A trailing ``*`` makes a
+prefix term, also inside quotes (on the last word). Terms are folded by
+:mod:`alerts.textnorm`, so a bare ``Kim-Jong-un`` is the phrase ``kim jong un``; the
+words of a phrase may be separated by one punctuation mark in the text. A query that is
+true without any of its terms (``NOT x``) is refused, since no term could find it.
 Every error carries the 1-based column in the query string.
 """
 
@@ -22,6 +26,7 @@ import difflib
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from alerts.textnorm import fold_term, is_hangul
 
@@ -104,8 +109,7 @@ class Field:
 Node = Term | Alias | And | Or | Not | Near | Field
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
+class _Token(NamedTuple):  # a tuple: cheaper to build than a frozen dataclass
     kind: str  # lp rp word phrase alias field AND OR NOT NEAR end
     text: str
     column: int
@@ -141,8 +145,10 @@ def requirements(node: Node) -> list[frozenset[str]]:
     The presearch: a watch-list is evaluated only when all its sets are hit. ``node`` must
     not be vacuous (see ``require_positive``), so every set is a sound necessary condition.
     """
-    if isinstance(node, Term | Alias):
-        return [frozenset(term.key for term, _ in terms(node))]
+    if isinstance(node, Term):
+        return [frozenset((node.key,))]
+    if isinstance(node, Alias):
+        return [frozenset(term.key for term in node.terms)]
     if isinstance(node, Field):
         return requirements(node.child)
     if isinstance(node, Near):
@@ -175,8 +181,9 @@ def term_from_text(text: str, column: int, what: str = "term") -> Term:
     core = body[:-1] if wildcard else body
     if "*" in core:
         where = column + text.index("*")
-        raise QueryError(f"wildcard * is allowed only at the end of a {what}", where)
-    folded = fold_term(core)
+        article = "an" if what[0] in "aeiou" else "a"
+        raise QueryError(f"wildcard * is allowed only at the end of {article} {what}", where)
+    folded = " ".join(fold_term(core).split())  # gaps in the text may be wider: see match
     if wildcard and len(folded) < MIN_PREFIX:
         raise QueryError(f"wildcard needs at least {MIN_PREFIX} letters before *", column)
     if not folded:
@@ -207,9 +214,11 @@ def _tokenize(text: str) -> list[_Token]:
 
 
 def _word_token(word: str, column: int) -> _Token:
+    if len(word) > 4 and word.isalnum():  # the common case: no operator, @ or sign
+        return _Token("word", word, column)
     if word in _OPERATORS:
         return _Token(word, word, column)
-    if word.startswith("NEAR"):
+    if word == "NEAR" or word.startswith("NEAR/"):
         if near := _NEAR.fullmatch(word):
             return _Token("NEAR", word, column, int(near.group(1)))
         raise QueryError("NEAR needs a number, e.g. NEAR/5", column)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 _WS_MARK = "\n"  # stands for folded whitespace until runs are collapsed
 _DELETE = frozenset("\u00ad\u034f\u200b\u200c\u200d\u2060\ufeff")  # soft hyphen, zero-widths
@@ -27,23 +27,31 @@ _LETTER_FOLDS |= {"æ": "ae", "œ": "oe", "þ": "th", "ŧ": "t"}
 _COMMON_PUNCT = "’‘“”„–—«»·‐―•"  # frequent in news; folded to a space on the fast path
 _STRIP_SCRIPTS = ("LATIN", "GREEK")
 _MARK_DROP_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC")
-_ASCII_TABLE = {c: (chr(c).lower() if chr(c).isalnum() else " ") for c in range(128)}
-_ASCII_BYTES = bytes(c if c >= 128 or chr(c).isalnum() else 32 for c in range(256))
+_FOLD_BYTES = bytes(  # ASCII: letters lowered, the rest of non-alphanumerics a space
+    c if c >= 128 else ord(chr(c).lower()) if chr(c).isalnum() else 32 for c in range(256)
+)
 _WS_BYTES = bytes(32 if c < 128 and chr(c).isspace() else 120 for c in range(256))
 _WS_RUN = re.compile(r"\s{2,}")
-_SPACES = re.compile(r"\s+")
 
 
 @dataclass(frozen=True, slots=True)
 class Folded:
-    """Canonical text plus the map from its positions back to the original."""
+    """Canonical text as UTF-8 (what the automaton reads), mapped back to the original."""
 
-    text: str
+    data: bytes
     starts: list[int] | None = None  # original start of each folded char; None = identity
     ends: list[int] | None = None
 
+    @property
+    def text(self) -> str:
+        return self.data.decode()
+
+    def char_index(self, offset: int) -> int:
+        """Folded char index of a byte offset in ``data`` (at a char boundary)."""
+        return offset if self.data.isascii() else len(self.data[:offset].decode())
+
     def span(self, start: int, end: int) -> tuple[int, int]:
-        """Original ``[start, end)`` for the folded ``[start, end)`` (``end > start``)."""
+        """Original ``[start, end)`` for the folded char span ``[start, end)`` (``end > start``)."""
         if self.starts is None or self.ends is None:
             return start, end
         return self.starts[start], self.ends[end - 1]
@@ -61,6 +69,7 @@ def fold(text: str) -> Folded:
     return _fold_collapsed(text) if folded is None else Folded(folded)
 
 
+@lru_cache(maxsize=65536)  # alias members are folded once per watch-list that uses them
 def fold_term(text: str) -> str:
     """Canonical form of a query term: folded, without outer spaces."""
     return fold(text).text.strip(" ")
@@ -79,42 +88,29 @@ def snippet(text: str, start: int, end: int, width: int = 200) -> str:
         hi = min(len(text), max(hi, width))
     elif hi == len(text):
         lo = max(0, min(lo, len(text) - width))
-    if lo > 0 and (cut := _find_space(text, lo, start)) is not None:
+    if lo > 0 and (cut := text.find(" ", lo, start)) != -1:
         lo = cut + 1
-    if hi < len(text) and (cut := _rfind_space(text, end, hi)) is not None:
+    if hi < len(text) and (cut := text.rfind(" ", end, hi)) != -1:
         hi = cut
-    body = _SPACES.sub(" ", text[lo:hi]).strip()
+    body = " ".join(text[lo:hi].split())
     return ("…" if lo > 0 else "") + body + ("…" if hi < len(text) else "")
 
 
-def _find_space(text: str, lo: int, hi: int) -> int | None:
-    match = _SPACES.search(text, lo, hi)
-    return match.end() - 1 if match else None
-
-
-def _rfind_space(text: str, lo: int, hi: int) -> int | None:
-    found = None
-    for match in _SPACES.finditer(text, lo, hi):
-        found = match.start()
-    return found
-
-
-def _fold_fast(text: str) -> str | None:
+def _fold_fast(text: str) -> bytes | None:
     """One-to-one fold of fast-path text, or None if it has runs of whitespace."""
     if text.isascii():
-        if b"  " in text.encode("ascii").translate(_WS_BYTES):
-            return None
-        return text.translate(_ASCII_TABLE)
-    text = text.lower()
-    if "ё" in text:
-        text = text.replace("ё", "е")
-    for mark in _COMMON_PUNCT:  # str.replace is C speed; "\0" is not a space for _WS_BYTES
-        if mark in text:
-            text = text.replace(mark, "\0")
-    data = text.encode()
+        data = text.encode("ascii")
+    else:
+        text = text.lower()
+        if "ё" in text:
+            text = text.replace("ё", "е")
+        for mark in _COMMON_PUNCT:  # str.replace is C speed; "\0" is no space for _WS_BYTES
+            if mark in text:
+                text = text.replace(mark, "\0")
+        data = text.encode()
     if b"  " in data.translate(_WS_BYTES):
         return None
-    return data.translate(_ASCII_BYTES).decode()
+    return data.translate(_FOLD_BYTES)
 
 
 def _fold_collapsed(text: str) -> Folded:
@@ -143,7 +139,7 @@ def _fold_slow(text: str) -> Folded:
             out.append(char)
             starts.append(lo)
             ends.append(hi)
-    return Folded("".join(out).replace(_WS_MARK, " "), starts, ends)
+    return Folded("".join(out).replace(_WS_MARK, " ").encode(), starts, ends)
 
 
 def _clusters(text: str) -> list[tuple[int, int]]:

@@ -176,10 +176,10 @@ def _pattern(term: str) -> str:
     return rf"(?<!\w){body}" + (r"\w*" if prefix else r"(?!\w)")
 
 
-def rate(fn: Callable[[str, str], object], items: Sequence[tuple[str, str]]) -> float:
-    """Items per second, best of three passes."""
+def rate(fn: Callable[[str, str], object], items: Sequence[tuple[str, str]], repeat: int) -> float:
+    """Items per second, best of ``repeat`` passes."""
     best = float("inf")
-    for _ in range(3):
+    for _ in range(repeat):
         start = time.perf_counter()
         for title, summary in items:
             fn(title, summary)
@@ -187,13 +187,17 @@ def rate(fn: Callable[[str, str], object], items: Sequence[tuple[str, str]]) -> 
     return len(items) / best
 
 
-def rebuild_ms(specs: Sequence[Spec]) -> float:
-    best = float("inf")
+def rebuild_ms(specs: Sequence[Spec]) -> tuple[float, float]:
+    """Best of three: the whole compile_matcher, and its automaton and presearch tables."""
+    full = tables = float("inf")
     for _ in range(3):
         start = time.perf_counter()
-        compile_matcher([s.watchlist for s in specs], {})
-        best = min(best, time.perf_counter() - start)
-    return best * 1000
+        matcher = compile_matcher([s.watchlist for s in specs], {})
+        middle = time.perf_counter()
+        Matcher(matcher._lists)  # the parsed watch-lists again: automaton + presearch only
+        end = time.perf_counter()
+        full, tables = min(full, middle - start), min(tables, end - middle)
+    return full * 1000, tables * 1000
 
 
 def matches_per_item(matcher: Matcher, items: Sequence[tuple[str, str]]) -> float:
@@ -207,35 +211,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     all_terms = make_terms(rng, pools, max(args.terms))
     print(
         f"{args.items} items of ~{ITEM_CHARS} chars (en/ko/ru), {TERMS_PER_LIST} terms per "
-        f"watch-list, baseline on {args.baseline_items} items, Python {sys.version.split()[0]}"
+        f"watch-list, Python {sys.version.split()[0]}, engine best of 3 passes"
     )
     header = (
-        f"{'terms':>7} {'lists':>6} {'engine/s':>10} {'baseline/s':>11} {'ratio':>7} {'hits':>6}"
+        f"{'terms':>7} {'lists':>6} {'engine/s':>10} {'baseline/s':>11} {'ratio':>7}"
+        f" {'matches/item':>13}"
     )
     print(header)
     engine_rates: dict[int, float] = {}
+    ratios: dict[int, float] = {}
     for count in args.terms:
         specs = make_specs(all_terms[:count], random.Random(args.seed + count))
-        plants = random.Random(args.seed)
-        items = [
-            make_item(rng, pools, plants.choice(specs) if plants.random() < 0.05 else None)
+        plants, texts = random.Random(args.seed), random.Random(args.seed + 1)
+        items = [  # the same prose at every size; only the planted matches differ
+            make_item(texts, pools, plants.choice(specs) if plants.random() < 0.05 else None)
             for _ in range(args.items)
         ]
         matcher = compile_matcher([s.watchlist for s in specs], {})
-        engine_rates[count] = rate(matcher.match, items)
-        base = rate(baseline(specs), items[: args.baseline_items])
-        ratio = engine_rates[count] / base
+        engine_rates[count] = rate(matcher.match, items, 3)
+        base_items = args.baseline_items or max(10, min(args.items, 20_000 // count))
+        base = rate(baseline(specs), items[:base_items], 1)
+        ratio = ratios[count] = engine_rates[count] / base
         hits = matches_per_item(matcher, items)
         print(
             f"{count:>7} {len(specs):>6} {engine_rates[count]:>10,.0f} {base:>11,.0f} "
-            f"{ratio:>6.0f}x {hits:>6.3f}"
+            f"{ratio:>6.0f}x {hits:>13.3f}"
         )
     low, high = min(args.terms), max(args.terms)
     slowdown = engine_rates[low] / engine_rates[high]
     print(f"slowdown from {low} to {high} terms: {slowdown:.2f}x")
     top_specs = make_specs(all_terms[:high], random.Random(args.seed + high))
-    rebuild = rebuild_ms(top_specs)
-    print(f"rebuild (compile_matcher: parse + automaton) at {high} terms: {rebuild:.1f} ms")
+    full, tables = rebuild_ms(top_specs)
+    print(f"rebuild at {high} terms: compile_matcher {full:.1f} ms (parse + automaton),")
+    print(f"  of which automaton + presearch tables {tables:.1f} ms")
+    checks = [
+        (f"items/s at {high} terms >= 20,000", engine_rates[high] >= 20_000),
+        (f"ratio to baseline at {high} terms >= 100x", ratios[high] >= 100),
+        (f"slowdown {low} -> {high} terms <= 3x", slowdown <= 3),
+        (f"compile_matcher at {high} terms < 100 ms", full < 100),
+    ]
+    for text, met in checks:
+        print(f"target {'met   ' if met else 'MISSED'} {text}")
     return 0
 
 
@@ -243,7 +259,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--terms", default="100,1000,10000", help="comma-separated term counts")
     p.add_argument("--items", type=int, default=2000, help="items per size (default 2000)")
-    p.add_argument("--baseline-items", type=int, default=None, help="items for the baseline")
+    p.add_argument(
+        "--baseline-items",
+        type=int,
+        default=None,
+        help="items for the baseline (default: fewer as terms grow, 20000/terms, at least 10)",
+    )
     p.add_argument("--pool", type=int, default=20000, help="made-up entities per script")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
@@ -251,8 +272,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.quick:
         args.terms, args.items, args.pool = "20,200", 40, 500
     args.terms = sorted(int(t) for t in str(args.terms).split(","))
-    if args.baseline_items is None:
-        args.baseline_items = max(10, min(args.items, 200_000 // max(args.terms)))
     return args
 
 

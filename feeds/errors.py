@@ -1,9 +1,9 @@
 """Errors of the ingestion stage.
 
-    IngestError
-    ├── FetchError            network, HTTP status, limits, refused address
-    │   └── BlockedURLError   SSRF guard: the address is not allowed
-    └── ParseError            the body is not a feed we can read
+IngestError
+├── FetchError            network, HTTP status, limits, refused address
+│   └── BlockedURLError   SSRF guard: the address is not allowed
+└── ParseError            the body is not a feed we can read
 """
 
 from __future__ import annotations

@@ -93,8 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=2)
     p.add_argument("--loglevel", default="INFO")
     p.add_argument("--hostname", default="%h")
-    p.add_argument("--no-migrate", dest="migrate", action="store_false",
-                   help="do not apply database migrations before starting")
+    p.add_argument(
+        "--no-migrate",
+        dest="migrate",
+        action="store_false",
+        help="do not apply database migrations before starting",
+    )
     p.set_defaults(func=_run)
     p = sub.add_parser("check", help="validate the config directory")
     p.add_argument("--config-dir", default=None)

@@ -10,7 +10,7 @@ import structlog
 
 from alerts.channels.base import ChannelGoneError, DeliveryError
 from alerts.types import Alert, AlertItem, AlertStory, AlertWatchlist, Hit
-from worker import store
+from worker import metrics, store
 from worker.config import Config
 from worker.models import Delivery, Item, MatchRow, Story, utcnow
 from worker.runtime import Runtime
@@ -58,7 +58,9 @@ def build_alert(
     )
 
 
-def retry_delay(schedule: tuple[timedelta, ...], attempts: int, hint: float | None) -> timedelta | None:
+def retry_delay(
+    schedule: tuple[timedelta, ...], attempts: int, hint: float | None
+) -> timedelta | None:
     """Delay before the next attempt after ``attempts`` tries; None when out of attempts."""
     if attempts > len(schedule):
         return None
@@ -89,21 +91,29 @@ def deliver(rt: Runtime, delivery_id: str, now: datetime | None = None) -> Deliv
         channel.send(alert)
     except DeliveryError as exc:
         return _record_failure(rt, delivery, exc)
+    sent_at = utcnow()
     with rt.sessions.begin() as session:
-        store.record_delivery_sent(session, session.merge(delivery), utcnow())
+        store.record_delivery_sent(session, session.merge(delivery), sent_at)
     log.info("alert delivered", delivery_id=delivery_id, channel_id=delivery.channel_id)
+    metrics.observe_delivery(delivery.channel_id, "sent", delivery.attempts)
+    metrics.observe_alert_latency(delivery.channel_id, item.published_at, item.fetched_at, sent_at)
     return DeliveryOutcome(delivery_id, "sent")
 
 
 def _record_failure(rt: Runtime, delivery: Delivery, exc: DeliveryError) -> DeliveryOutcome:
     now = utcnow()
-    delay = None if exc.permanent else retry_delay(rt.retry_schedule, delivery.attempts, exc.retry_after)
+    delay = (
+        None
+        if exc.permanent
+        else retry_delay(rt.retry_schedule, delivery.attempts, exc.retry_after)
+    )
     with rt.sessions.begin() as session:
         row = session.merge(delivery)
         store.record_delivery_failure(session, row, exc.message, now + delay if delay else None)
         if isinstance(exc, ChannelGoneError):
             store.disable_channel(session, delivery.channel_id, exc.message)
     status = "failed" if delay else "dead"
+    metrics.observe_delivery(delivery.channel_id, status, delivery.attempts)
     log.warning(
         "delivery failed",
         delivery_id=delivery.id,

@@ -11,7 +11,9 @@ import structlog
 
 def configure_logging(level: str | None = None) -> None:
     level_name = (level or os.environ.get("WATCHFLOOR_LOG_LEVEL", "INFO")).upper()
-    as_json = os.environ.get("WATCHFLOOR_LOG_FORMAT", "").lower() == "json" or not sys.stderr.isatty()
+    as_json = (
+        os.environ.get("WATCHFLOOR_LOG_FORMAT", "").lower() == "json" or not sys.stderr.isatty()
+    )
     renderer = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if as_json
@@ -38,5 +40,11 @@ def configure_logging(level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level_name)
-    for noisy in ("httpx", "httpcore", "sqlalchemy.engine", "alembic.runtime.migration"):
+    for noisy in (
+        "httpx",
+        "httpcore",
+        "sqlalchemy.engine",
+        "alembic.runtime.migration",
+        "alembic.runtime.plugins",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)

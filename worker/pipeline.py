@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -34,6 +35,7 @@ class PollOutcome:
     matches: list[tuple[int, Match]] = field(default_factory=list)
     delivery_ids: list[str] = field(default_factory=list)
     error: str | None = None
+    fetch_seconds: float | None = None
 
 
 def poll_feed(rt: Runtime, feed_id: str, now: datetime | None = None) -> PollOutcome:
@@ -47,6 +49,7 @@ def poll_feed(rt: Runtime, feed_id: str, now: datetime | None = None) -> PollOut
         feed = session.get(Feed, feed_id)
         url, etag, last_modified = feed.url, feed.etag, feed.last_modified
         body_hash, first_poll = feed.body_hash, feed.last_success_at is None
+    started = time.monotonic()
     try:
         result = fetch(
             url,
@@ -55,12 +58,19 @@ def poll_feed(rt: Runtime, feed_id: str, now: datetime | None = None) -> PollOut
             limits=rt.fetch_limits,
             allow_private=rt.settings.allow_private_urls,
         )
+        fetched = time.monotonic() - started
         if result.not_modified or content_hash(result.body or b"") == body_hash:
-            return _unchanged(rt, source, result, now)
-        parsed = parse_feed(result.body or b"", url=result.url, content_type=result.content_type)
+            outcome = _unchanged(rt, source, result, now)
+        else:
+            parsed = parse_feed(
+                result.body or b"", url=result.url, content_type=result.content_type
+            )
+            items, ttl = parsed.items, parsed.ttl_seconds
+            outcome = _store_new(rt, config, source, result, items, ttl, first_poll, now)
     except IngestError as exc:
-        return _failed(rt, source, exc, now)
-    return _store_new(rt, config, source, result, parsed.items, parsed.ttl_seconds, first_poll, now)
+        outcome, fetched = _failed(rt, source, exc, now), time.monotonic() - started
+    outcome.fetch_seconds = fetched
+    return outcome
 
 
 def _next_poll(source: FeedSource, now: datetime, hint_seconds: int | None) -> datetime:

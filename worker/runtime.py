@@ -35,6 +35,7 @@ class Runtime:
     delivery_lease: timedelta = timedelta(minutes=5)
     retry_schedule: tuple[timedelta, ...] = _durations(DEFAULT_RETRY_SCHEDULE)
     max_countdown: timedelta = timedelta(seconds=60)
+    requeue_after: timedelta = timedelta(seconds=60)
     _channels: dict[str, tuple[object, Channel]] = field(default_factory=dict)
 
     def channel(self, channel_id: str) -> Channel | None:
@@ -60,6 +61,7 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
         config=ConfigCache(settings.config_dir),
         delivery_lease=timedelta(seconds=float(env.get("WATCHFLOOR_DELIVERY_LEASE", "300"))),
         retry_schedule=_durations(env.get("WATCHFLOOR_RETRY_SCHEDULE", DEFAULT_RETRY_SCHEDULE)),
+        requeue_after=timedelta(seconds=float(env.get("WATCHFLOOR_REQUEUE_AFTER", "60"))),
     )
 
 

@@ -40,7 +40,9 @@ def load_settings() -> Settings:
         database_url=os.environ.get(
             "WATCHFLOOR_DATABASE_URL", f"sqlite:///{var_dir / 'watchfloor.db'}"
         ),
-        broker_url=os.environ.get("WATCHFLOOR_BROKER_URL", f"sqla+sqlite:///{var_dir / 'broker.db'}"),
+        broker_url=os.environ.get(
+            "WATCHFLOOR_BROKER_URL", f"sqla+sqlite:///{var_dir / 'broker.db'}"
+        ),
         allow_private_urls=env_flag("WATCHFLOOR_ALLOW_PRIVATE_URLS"),
         first_poll_window_hours=float(os.environ.get("WATCHFLOOR_FIRST_POLL_WINDOW_HOURS", "24")),
         sweep_interval=float(os.environ.get("WATCHFLOOR_SWEEP_INTERVAL", "15")),

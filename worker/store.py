@@ -87,7 +87,9 @@ def record_feed_error(
         feed.disabled_reason = message[:ERROR_MAX]
 
 
-def record_feed_success(session: Session, feed: Feed, now: datetime, next_poll_at: datetime) -> None:
+def record_feed_success(
+    session: Session, feed: Feed, now: datetime, next_poll_at: datetime
+) -> None:
     feed.error_count, feed.last_error = 0, None
     feed.last_polled_at = feed.last_success_at = now
     feed.next_poll_at = next_poll_at
@@ -110,7 +112,9 @@ def insert_new_items(
     fresh = [i for i in items if not i.url or i.url not in known_urls]
     rows = [_item_row(feed_id, item, now) for item in fresh]
     ids = insert_ignore(session, Item.__table__, rows, ["feed_id", "guid"])
-    return [(item_id, item) for item_id, item in zip(ids, fresh, strict=True) if item_id is not None]
+    return [
+        (item_id, item) for item_id, item in zip(ids, fresh, strict=True) if item_id is not None
+    ]
 
 
 def _item_row(feed_id: str, item: FeedItem, now: datetime) -> dict[str, Any]:
@@ -255,6 +259,16 @@ def due_deliveries(
     if ids:
         session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(enqueued_at=now))
     return ids
+
+
+def outbox_backlog(session: Session, now: datetime) -> int:
+    due = Delivery.status.in_(("pending", "failed")) & (Delivery.next_attempt_at <= now)
+    return session.scalar(select(func.count()).select_from(Delivery).where(due)) or 0
+
+
+def feeds_in_error(session: Session) -> int:
+    failing = (Feed.error_count > 0) & Feed.disabled_reason.is_(None)
+    return session.scalar(select(func.count()).select_from(Feed).where(failing)) or 0
 
 
 def mark_enqueued(session: Session, delivery_ids: Sequence[str], now: datetime) -> None:

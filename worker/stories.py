@@ -43,7 +43,9 @@ def assign_story(
         story = max(scored, key=lambda pair: pair[0])[1]
         story.last_seen = max(story.last_seen, seen)
     else:
-        story = Story(first_seen=seen, last_seen=seen, title=item.title, signature=story_core.to_json(sig))
+        story = Story(
+            first_seen=seen, last_seen=seen, title=item.title, signature=story_core.to_json(sig)
+        )
         session.add(story)
         session.flush()
     _add_bands(session, story.id, keys, seen)

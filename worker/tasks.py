@@ -7,7 +7,7 @@ from datetime import timedelta
 import structlog
 from celery import signals
 
-from worker import delivery, pipeline, store
+from worker import delivery, metrics, pipeline, store
 from worker.app import app
 from worker.db import SchemaOutOfDate, make_engine, require_current_schema
 from worker.models import utcnow
@@ -16,6 +16,13 @@ from worker.settings import load_settings
 
 log = structlog.get_logger(__name__)
 POLL_LEASE = timedelta(minutes=2)
+
+
+@signals.worker_init.connect
+def _start_metrics(**_: object) -> None:
+    port = load_settings().metrics_port
+    if port:
+        metrics.start_metrics_server(port)
 
 
 @signals.worker_init.connect
@@ -42,7 +49,9 @@ def poll_due_feeds() -> list[str]:
         enabled = [f for f in config.feeds if f.enabled]
         claimed: list[str] = []
         for feed in enabled:  # one lease per interval, so two beats never double-poll
-            claimed += store.claim_due_feeds(session, [feed.id], now, max(feed.interval, POLL_LEASE))
+            claimed += store.claim_due_feeds(
+                session, [feed.id], now, max(feed.interval, POLL_LEASE)
+            )
     for feed_id in claimed:
         poll_feed.delay(feed_id)
     return claimed
@@ -54,7 +63,15 @@ def poll_feed(feed_id: str) -> dict[str, object]:
     with structlog.contextvars.bound_contextvars(feed_id=feed_id, task_id=poll_feed.request.id):
         outcome = pipeline.poll_feed(rt, feed_id)
     enqueue_deliveries(rt, outcome.delivery_ids)
-    return {"status": outcome.status, "new": len(outcome.new_items), "matches": len(outcome.matches)}
+    metrics.observe_poll(outcome.status, outcome.fetch_seconds)
+    metrics.observe_new_items(feed_id, len(outcome.new_items))
+    for _, match in outcome.matches:
+        metrics.observe_match(match.watchlist_id)
+    return {
+        "status": outcome.status,
+        "new": len(outcome.new_items),
+        "matches": len(outcome.matches),
+    }
 
 
 def enqueue_deliveries(rt: Runtime, delivery_ids: list[str]) -> None:
@@ -66,7 +83,9 @@ def enqueue_deliveries(rt: Runtime, delivery_ids: list[str]) -> None:
 @app.task(name="watchfloor.deliver", acks_late=True, reject_on_worker_lost=True)
 def deliver(delivery_id: str) -> str:
     rt = runtime()
-    with structlog.contextvars.bound_contextvars(delivery_id=delivery_id, task_id=deliver.request.id):
+    with structlog.contextvars.bound_contextvars(
+        delivery_id=delivery_id, task_id=deliver.request.id
+    ):
         outcome = delivery.deliver(rt, delivery_id)
     if outcome.retry_in is not None and outcome.retry_in <= rt.max_countdown:
         # Short waits ride on a countdown; long ones wait in the database for the sweep.
@@ -81,7 +100,9 @@ def sweep() -> int:
     rt = runtime()
     now = utcnow()
     with rt.sessions.begin() as session:
-        ids = store.due_deliveries(session, now, rt.delivery_lease, requeue_after=rt.max_countdown)
+        ids = store.due_deliveries(session, now, rt.delivery_lease, requeue_after=rt.requeue_after)
+        metrics.set_outbox_backlog(store.outbox_backlog(session, now))
+        metrics.set_feeds_in_error(store.feeds_in_error(session))
     for delivery_id in ids:
         deliver.delay(delivery_id)
     if ids:

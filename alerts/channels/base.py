@@ -1,7 +1,7 @@
 """What every channel is: a config model and one ``send`` method.
 
-    DeliveryError          the send failed; ``permanent`` says whether retrying can help
-    └── ChannelGoneError   the receiver says the endpoint is gone (HTTP 410): disable the channel
+DeliveryError          the send failed; ``permanent`` says whether retrying can help
+└── ChannelGoneError   the receiver says the endpoint is gone (HTTP 410): disable the channel
 """
 
 from __future__ import annotations

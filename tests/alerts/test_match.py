@@ -48,7 +48,12 @@ def fires(query: str, title: str, summary: str = "") -> bool:
         ("missile*", "antimissile shield", False),  # prefix, not infix
         ('"Kim Jong Un"', "Kim Jong-un's sister", True),
         ("Kim-Jong-un", "KIM JONG UN", True),
-        ('"Kim Jong Un"', "Kim Jong, Un", False),  # a phrase does not span punctuation
+        ('"Kim Jong Un"', "Kim Jong, Un", True),  # one punctuation mark between words is fine
+        ('"Hwasong-18 missile"', 'the "Hwasong-18" missile', True),
+        ('"Kim Jong Un"', "Kim Jong, (Un", False),  # two are not
+        ('"N. Korea"', "N Korea", True),  # punctuation in the query is a gap, too
+        ('"N. Korea"', "N.Korea", True),
+        ('"U.S.-South Korea drills"', "U.S.-South Korea drills", True),
         ('"Hwasong*"', "the Hwasong-18 ICBM", True),
         ('"North Korea*"', "North Korean troops", True),
         ("ICBM", "an (ICBM)", True),
@@ -306,3 +311,30 @@ def test_agrees_with_reference_model(queries: list[Any], items: list[list[str]])
     for words in items:
         got = {x.watchlist_id for x in m.match(" ".join(words), "")}
         assert got == {f"w{i}" for i, q in enumerate(positive) if _truth(q, words)}
+
+
+def test_near_with_many_hits_uses_a_word_index() -> None:
+    """Past a few lookups, word positions are indexed once; both ways must agree."""
+    text = "b x " + "a x x " * 12 + "a b"
+    found = one("a NEAR/0 b", text)
+    assert found is not None
+    assert [h.start for h in found.hits] == [len(text) - 3, len(text) - 1]
+    assert not fires("a NEAR/0 b", "b " + "x a x " * 12)
+
+
+def test_double_negation_is_found_by_its_term() -> None:
+    assert fires("x OR NOT NOT a", "a")
+    assert not fires("x OR NOT NOT a", "b")
+
+
+def test_korean_and_cyrillic_spans_after_multibyte_text() -> None:
+    """Hits are found on UTF-8 bytes; spans must come back as character offsets."""
+    title = "Пхеньян: 북한의 «ракеты» — missile"
+    found = one("Пхеньян* AND 북한 AND ракет* AND missile", title)
+    assert found is not None
+    assert [(h.term, title[h.start : h.end]) for h in found.hits] == [
+        ("Пхеньян", "Пхеньян"),
+        ("북한", "북한"),
+        ("ракеты", "ракеты"),
+        ("missile", "missile"),
+    ]

@@ -18,7 +18,12 @@ from alerts.query import (
     require_positive,
 )
 
-ALIASES = {"dprk": ["North Korea*", "Kim Jong-un", "북한"], "Bad": ["..."], "empty": []}
+ALIASES = {
+    "dprk": ["North Korea*", "Kim Jong-un", "북한"],
+    "Bad": ["..."],
+    "empty": [],
+    "star": ["mis*sile"],
+}
 
 
 def parse(text: str) -> Node:
@@ -72,6 +77,7 @@ def show(node: Node) -> str:
         ("10:30", "10 30"),  # a colon is not a field unless it names one
         ("ракет* OR 미사일", "(ракет* OR 미사일)"),
         ("@DPRK", "@dprk"),  # alias names are case-insensitive
+        ("NEARBY ANDES ORBIT NOTE", "(nearby AND andes AND orbit AND note)"),
     ],
 )
 def test_tree(query: str, tree: str) -> None:
@@ -125,6 +131,7 @@ def test_columns_of_terms() -> None:
         ("@empty", 1, "alias @empty has no members"),
         ("a NEAR b", 3, "NEAR needs a number, e.g. NEAR/5"),
         ("a NEAR/x b", 3, "NEAR needs a number, e.g. NEAR/5"),
+        ("a NEAR/ b", 3, "NEAR needs a number, e.g. NEAR/5"),
         ("a NEAR/500 b", 3, "NEAR distance must be at most 200"),
         ("a NEAR/2 (b AND c)", 3, "NEAR/2 joins words, phrases, aliases or OR groups"),
         ("(NOT a) NEAR/2 b", 9, "NEAR/2 joins words"),
@@ -151,6 +158,7 @@ def test_columns_of_terms() -> None:
         ("a -b", 3, "use NOT to exclude a term (- is not an operator)"),
         ("mis*sile", 4, "wildcard * is allowed only at the end of a term"),
         ('"Kim* Jong"', 5, "wildcard * is allowed only at the end of a phrase"),
+        ("@star", 1, "alias @star: wildcard * is allowed only at the end of an alias member"),
         ("a*", 1, "wildcard needs at least 2 letters before *"),
         ("*", 1, "wildcard needs at least 2 letters before *"),
         ("a AND ...", 7, "term '...' has no letters or digits"),

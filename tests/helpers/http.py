@@ -17,6 +17,7 @@ Any method and path are accepted and recorded; header names are lower-cased.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,12 +38,13 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]  # lower-cased names; a repeated header keeps its last value
     body: bytes
+    at: float = 0.0  # time.monotonic() on arrival, to check backoff between attempts
 
 
 class WebhookReceiver:
     host = "127.0.0.1"
 
-    def __init__(self, path: str = "/hook") -> None:
+    def __init__(self, path: str = "/hook", port: int = 0) -> None:
         self.path = path
         self.default = Reply()
         self.requests: list[RecordedRequest] = []
@@ -50,7 +52,7 @@ class WebhookReceiver:
         self.arrived = threading.Condition(self.lock)
         self._script: deque[Reply] = deque()
         self._released = threading.Event()
-        self._server = ThreadingHTTPServer((self.host, 0), self._handler_class())
+        self._server = ThreadingHTTPServer((self.host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
         self.port: int = self._server.server_address[1]
@@ -87,7 +89,9 @@ class WebhookReceiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                reply = receiver._record(RecordedRequest(self.command, self.path, headers, body))
+                reply = receiver._record(
+                    RecordedRequest(self.command, self.path, headers, body, time.monotonic())
+                )
                 if reply.hang:
                     receiver._released.wait()
                     return

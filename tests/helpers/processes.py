@@ -46,12 +46,14 @@ def service_env(
 class Service:
     """A child process in its own process group, its output kept in a log file."""
 
-    def __init__(self, argv: Sequence[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, argv: Sequence[str], env: dict[str, str], log_path: Path, cwd: Path = REPO
+    ) -> None:
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             list(argv),
-            cwd=REPO,
+            cwd=cwd,
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -37,7 +37,10 @@ def test_valid_config_loads_with_defaults(config_dir: Path) -> None:
 
 def test_env_substitution_and_default(config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WF_FEED_HOST", "127.0.0.1:8")
-    feeds = [{"id": "a", "url": "http://${WF_FEED_HOST}/a"}, {"id": "b", "url": "${WF_NOPE:-http://x/b}"}]
+    feeds = [
+        {"id": "a", "url": "http://${WF_FEED_HOST}/a"},
+        {"id": "b", "url": "${WF_NOPE:-http://x/b}"},
+    ]
     write_config(config_dir, feeds=feeds)
     config = load_config(config_dir)
     assert [f.url for f in config.feeds] == ["http://127.0.0.1:8/a", "http://x/b"]
@@ -83,10 +86,12 @@ def test_check_reports_every_error_with_file_and_line(config_dir: Path) -> None:
     errors = result.stderr
     assert f"{config_dir / 'feeds.yaml'}:4: (yaml): invalid YAML: expected ','" in errors
     assert "while parsing a flow sequence at line 3" in errors
-    assert f"{config_dir / 'watchlists.yaml'}:9: watchlists[1].channels[1]: unknown channel id 'nowhere'" in errors
+    wl, ch = config_dir / "watchlists.yaml", config_dir / "channels.yaml"
+    assert f"{wl}:9: watchlists[1].channels[1]: unknown channel id 'nowhere'" in errors
     assert f"{config_dir / 'watchlists.yaml'}:12: watchlists[2].query:" in errors
     assert "unbalanced parenthesis" in errors
-    assert f"{config_dir / 'channels.yaml'}:7: channels[1].secret: environment variable WF_TEST_SURELY_UNSET_SECRET is not set" in errors
+    unset = "environment variable WF_TEST_SURELY_UNSET_SECRET is not set"
+    assert f"{ch}:7: channels[1].secret: {unset}" in errors
     assert "Traceback" not in errors
 
 
@@ -104,7 +109,8 @@ def test_shipped_config_is_valid() -> None:
 
 def test_schema_errors_name_field_and_line(config_dir: Path) -> None:
     (config_dir / "feeds.yaml").write_text(
-        "feeds:\n  - id: ok\n    url: http://x/\n  - id: Bad Id\n    url: ftp://x/\n    interval: soon\n"
+        "feeds:\n  - id: ok\n    url: http://x/\n"
+        "  - id: Bad Id\n    url: ftp://x/\n    interval: soon\n"
     )
     with pytest.raises(ConfigError) as err:
         load_config(config_dir)

@@ -36,7 +36,7 @@ class Stack:
 
 
 @pytest.fixture
-def stack(tmp_path: Path, engine, db_url: str, redis_url: str) -> Iterator[Stack]:  # noqa: ANN001
+def stack(tmp_path: Path, engine, db_url: str, redis_url: str) -> Iterator[Stack]:
     with FeedServer() as feeds, SMTPServer() as smtp, WebhookReceiver() as hook:
         config_dir = write_config(
             tmp_path / "config",
@@ -88,12 +88,18 @@ def test_matching_item_gives_one_email_and_one_signed_webhook(stack: Stack) -> N
     request = stack.hook.requests[0]
     payload = Webhook(SECRET).verify(request.body, request.headers)
     assert payload["type"] == "alert.created.v1"  # issue 4: the version lives in `type`
-    assert payload["data"]["watchlist"] == {"id": "missile-tests", "title": "Missile tests", "severity": "high"}
+    assert payload["data"]["watchlist"] == {
+        "id": "missile-tests",
+        "title": "Missile tests",
+        "severity": "high",
+    }
     assert payload["data"]["item"]["title"] == HIT
     assert payload["data"]["item"]["feed_id"] == "wire"
     terms = {m["term"].lower() for m in payload["data"]["matches"]}
     assert "ballistic missile" in terms
-    assert email["Message-ID"].startswith("<msg_") and request.headers["webhook-id"].startswith("msg_")
+    assert email["Message-ID"].startswith("<msg_") and request.headers["webhook-id"].startswith(
+        "msg_"
+    )
     assert 200 in stack.feeds.statuses("wire") and 304 in stack.feeds.statuses("wire")
 
 

@@ -44,7 +44,10 @@ def test_new_items_dedup_by_guid_then_canonical_url(sessions) -> None:
         first = store.insert_new_items(s, "f1", [item("a", "http://x/1"), item("b", "")], NOW)
     with sessions.begin() as s:
         again = store.insert_new_items(
-            s, "f1", [item("a", "http://x/1"), item("c", "http://x/1"), item("d", "http://x/2")], NOW
+            s,
+            "f1",
+            [item("a", "http://x/1"), item("c", "http://x/1"), item("d", "http://x/2")],
+            NOW,
         )
     assert [i.guid for _, i in first] == ["a", "b"]
     assert [i.guid for _, i in again] == ["d"]
@@ -96,7 +99,9 @@ def test_stuck_sending_is_reclaimed_after_lease_with_same_id(sessions) -> None:
     with sessions.begin() as s:
         store.claim_delivery(s, delivery_id, NOW, LEASE)
     with sessions.begin() as s:
-        assert delivery_id not in store.due_deliveries(s, NOW + LEASE / 2, LEASE, timedelta(seconds=60))
+        assert delivery_id not in store.due_deliveries(
+            s, NOW + LEASE / 2, LEASE, timedelta(seconds=60)
+        )
         assert delivery_id in store.due_deliveries(s, NOW + LEASE, LEASE, timedelta(seconds=60))
     with sessions.begin() as s:
         again = store.claim_delivery(s, delivery_id, NOW + LEASE, LEASE)

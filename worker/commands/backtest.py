@@ -20,7 +20,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("backtest", help="what watch-lists would have sent over stored items")
     p.add_argument("--watchlist", help="only this watch-list id")
     p.add_argument("--since", default="7d", help="how far back (30m, 12h, 7d); default 7d")
-    p.add_argument("--config-dir", type=Path, help="candidate config dir to compare with the live one")
+    p.add_argument(
+        "--config-dir", type=Path, help="candidate config dir to compare with the live one"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per watch-list")
     p.set_defaults(func=run)
 
@@ -45,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
     if args.watchlist:
         ids = [i for i in ids if i == args.watchlist] or [args.watchlist]
     for watchlist_id in ids:
-        print(_report(watchlist_id, before.get(watchlist_id, {}), after.get(watchlist_id, {}), args))
+        print(
+            _report(watchlist_id, before.get(watchlist_id, {}), after.get(watchlist_id, {}), args)
+        )
     print(f"{len(items)} items since {since:%Y-%m-%d %H:%M} UTC")
     return 0
 
@@ -80,5 +84,3 @@ def _report(
     lines += [f"  + {title[:100]}" for title in new[:SAMPLES]]
     lines += [f"  - {title[:100]}" for title in gone[:SAMPLES]]
     return "\n".join(lines)
-
-

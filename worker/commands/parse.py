@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,12 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"cannot read {args.source}: {exc.strerror or exc}")
     ascii_only = (sys.stdout.encoding or "").lower().replace("-", "") != "utf8"
-    for item in parsed.items:
-        print(json.dumps(_row(item), ensure_ascii=ascii_only))
+    try:
+        for item in parsed.items:
+            print(json.dumps(_row(item), ensure_ascii=ascii_only), flush=True)
+    except BrokenPipeError:  # `watchfloor parse URL | head`: the reader has enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     if parsed.warning:
         print(f"warning: {parsed.warning}", file=sys.stderr)
     return 0

@@ -1,0 +1,60 @@
+"""Shared set-up for the delivery-guarantee tests: a feed, a watch-list, a webhook channel."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from tests.helpers.configdir import write_config
+from tests.helpers.processes import service_env
+
+HIT = "North Korea fires ballistic missile toward the East Sea"
+SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+WATCHLIST = {
+    "id": "missile-tests",
+    "title": "Missile tests",
+    "query": '"ballistic missile" AND (Pyongyang OR "North Korea")',
+    "severity": "high",
+    "channels": ["hook"],
+}
+
+
+def hook_stack_env(
+    tmp_path: Path, feed_url: str, hook_url: str, db_url: str, redis_url: str, **extra: str
+) -> dict[str, str]:
+    config_dir = write_config(
+        tmp_path / "config",
+        feeds=[{"id": "wire", "url": feed_url, "interval": "1s"}],
+        watchlists={"watchlists": [WATCHLIST]},
+        channels=[{"id": "hook", "type": "webhook", "url": hook_url, "secret": SECRET}],
+    )
+    return service_env(tmp_path, config_dir, db_url, redis_url, **extra)
+
+
+def deliveries(db_url: str) -> list[dict[str, object]]:
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT id, status, attempts, last_error FROM deliveries ORDER BY created_at"
+                )
+            )
+            return [dict(r._mapping) for r in rows]
+    finally:
+        engine.dispose()
+
+
+def channel_state(db_url: str, channel_id: str) -> dict[str, object] | None:
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                sa.text("SELECT * FROM channel_state WHERE id = :id"), {"id": channel_id}
+            ).first()
+            return dict(row._mapping) if row else None
+    finally:
+        engine.dispose()
