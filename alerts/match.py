@@ -191,27 +191,9 @@ class Matcher:
     def __init__(self, compiled: Sequence[_Compiled]) -> None:
         self._lists = tuple(compiled)
         self.watchlist_ids = frozenset(c.watchlist.id for c in compiled)
-        groups = [sorted(set(requirements(c.query)), key=len) for c in self._lists]
-        keys: dict[str, list[int]] = {}  # key -> lists it triggers (in their smallest set)
-        for index, entry in enumerate(self._lists):
-            # terms under NOT and in excludes are no requirement but must be found too
-            for term, _ in (*terms(entry.query), *terms(entry.exclude)):
-                keys.setdefault(term.key, [])
-            for key in groups[index][0]:
-                keys[key].append(index)
-        self._keys = list(keys)
-        self._triggers = [tuple(lists) for lists in keys.values()]
-        number = {key: i for i, key in enumerate(self._keys)}
-        self._checks = [tuple(frozenset(map(number.get, g)) for g in gs[1:]) for gs in groups]
-        self._automaton = None
-        self._pattern_keys: list[int] = []
-        if self._keys:
-            variants = [(i, v) for i, key in enumerate(self._keys) for v in _variants(key)]
-            self._pattern_keys = [i for i, _ in variants]  # pattern -> key number
-            kind = ahocorasick_rs.Implementation.ContiguousNFA  # fastest here at 10k terms
-            patterns = [variant for _, variant in variants]
-            self._automaton = ahocorasick_rs.BytesAhoCorasick(patterns, implementation=kind)
-        self._pattern_names = [self._keys[i] for i in self._pattern_keys]
+        keys, self._triggers, self._checks = _presearch_tables(self._lists)
+        self._pattern_keys, self._automaton = _automaton(keys)
+        self._pattern_names = [keys[i] for i in self._pattern_keys]
 
     def match(
         self,
@@ -255,6 +237,36 @@ class Matcher:
                 found = self._automaton.find_matches_as_indexes(text.padded, overlapping=True)
                 item.raw[name] = found
         return item
+
+
+def _presearch_tables(
+    lists: Sequence[_Compiled],
+) -> tuple[list[str], list[tuple[int, ...]], list[tuple[frozenset[int], ...]]]:
+    """Every key; per key the lists it triggers; per list the other sets it needs.
+
+    A list is triggered by the keys of its smallest requirement set.
+    """
+    groups = [sorted(set(requirements(c.query)), key=len) for c in lists]
+    triggers: dict[str, list[int]] = {}
+    for index, entry in enumerate(lists):
+        # terms under NOT and in excludes are no requirement but must be found too
+        for term, _ in (*terms(entry.query), *terms(entry.exclude)):
+            triggers.setdefault(term.key, [])
+        for key in groups[index][0]:
+            triggers[key].append(index)
+    number = {key: i for i, key in enumerate(triggers)}
+    checks = [tuple(frozenset(number[k] for k in g) for g in gs[1:]) for gs in groups]
+    return list(triggers), [tuple(t) for t in triggers.values()], checks
+
+
+def _automaton(keys: Sequence[str]) -> tuple[list[int], ahocorasick_rs.BytesAhoCorasick | None]:
+    """The automaton over every pattern of every key, and the key number of each pattern."""
+    if not keys:
+        return [], None
+    variants = [(i, pattern) for i, key in enumerate(keys) for pattern in _variants(key)]
+    kind = ahocorasick_rs.Implementation.ContiguousNFA  # the fastest here at 10k terms
+    automaton = ahocorasick_rs.BytesAhoCorasick([p for _, p in variants], implementation=kind)
+    return [i for i, _ in variants], automaton
 
 
 def _match_one(entry: _Compiled, item: _Item) -> Match | None:

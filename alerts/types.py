@@ -10,7 +10,7 @@ from datetime import datetime
 class Hit:
     """One term occurrence that made a watch-list fire."""
 
-    term: str  # the term as written in the query (or alias member)
+    term: str  # the matched text as it appears in the item (e.g. "missiles" for missile*)
     field: str  # "title" or "summary"
     start: int  # character span in the item's field text
     end: int

@@ -107,6 +107,8 @@ def _compile(doc: YamlDocument, wl: WatchListsFile, issues: list[ConfigIssue]) -
     except WatchListErrors as group:
         index = {w.id: i for i, w in enumerate(wl.watchlists)}
         for err in group.errors:
+            if err.message == "duplicate watch-list id":
+                continue  # reported by _unique, with the line of the second id
             where = ("watchlists", index.get(err.watchlist_id, 0), err.field)
             problem = f"{err.message} (column {err.column})"
             issues.append(ConfigIssue(doc.file, doc.line_of(where), field_name(where), problem))

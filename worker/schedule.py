@@ -19,4 +19,9 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": settings.sweep_interval,
             "options": {"queue": "deliver", "expires": settings.sweep_interval * 4},
         },
+        "prune-old-items": {
+            "task": "watchfloor.prune",
+            "schedule": 6 * 3600.0,
+            "options": {"queue": "poll", "expires": 3600},
+        },
     }

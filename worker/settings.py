@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -25,6 +26,7 @@ class Settings:
     sweep_interval: float
     beat_interval: float
     metrics_port: int | None
+    retention: timedelta = timedelta(days=30)
 
     @property
     def embedded_broker(self) -> bool:
@@ -48,4 +50,5 @@ def load_settings() -> Settings:
         sweep_interval=float(os.environ.get("WATCHFLOOR_SWEEP_INTERVAL", "15")),
         beat_interval=float(os.environ.get("WATCHFLOOR_BEAT_INTERVAL", "5")),
         metrics_port=int(metrics) if metrics else None,
+        retention=timedelta(days=float(os.environ.get("WATCHFLOOR_RETENTION_DAYS", "30"))),
     )

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from alerts.types import Match
 from feeds.sources import FeedSource
 from feeds.types import FeedItem
-from worker.models import ChannelState, Delivery, Feed, Heartbeat, Item, MatchRow
+from worker.models import ChannelState, Delivery, Feed, Heartbeat, Item, MatchRow, StoryBand
 
 ERROR_MAX = 500
 
@@ -297,3 +297,15 @@ def story_sources(session: Session, story_id: int | None) -> list[str]:
         .order_by("first")
     )
     return [feed_id for feed_id, _ in rows]
+
+
+def prune(session: Session, now: datetime, keep_items: timedelta, keep_bands: timedelta) -> int:
+    """Drop old items no alert points at, and story bands past the clustering window.
+
+    Matches, deliveries and the items they name stay: an alert can always be re-rendered.
+    """
+    alerted = select(MatchRow.item_id)
+    old = Item.__table__.delete().where(Item.fetched_at < now - keep_items, Item.id.not_in(alerted))
+    removed = session.execute(old).rowcount or 0
+    session.execute(StoryBand.__table__.delete().where(StoryBand.seen_at < now - keep_bands))
+    return removed

@@ -7,6 +7,7 @@ from datetime import timedelta
 import structlog
 from celery import signals
 
+from feeds.story import STORY_WINDOW
 from worker import delivery, metrics, pipeline, store
 from worker.app import app
 from worker.db import SchemaOutOfDate, make_engine, require_current_schema
@@ -108,3 +109,12 @@ def sweep() -> int:
     if ids:
         log.info("sweep re-enqueued deliveries", count=len(ids))
     return len(ids)
+
+
+@app.task(name="watchfloor.prune")
+def prune() -> int:
+    rt = runtime()
+    with rt.sessions.begin() as session:
+        removed = store.prune(session, utcnow(), rt.settings.retention, STORY_WINDOW * 2)
+    log.info("pruned old items", removed=removed)
+    return removed

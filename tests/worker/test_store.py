@@ -153,3 +153,16 @@ def test_concurrent_inserts_of_one_item_yield_one_row_and_one_match(db_url: str,
         assert s.scalar(sa.select(sa.func.count()).select_from(Item)) == 1
         assert s.scalar(sa.select(sa.func.count()).select_from(MatchRow)) == 1
     assert len([r for r in results if r is not None]) == 1
+
+
+def test_prune_drops_old_unalerted_items_and_keeps_alerted_ones(sessions) -> None:
+    with sessions.begin() as s:
+        [(old_id, _), (alerted_id, _)] = store.insert_new_items(
+            s, "f1", [item("old"), item("alerted")], NOW - timedelta(days=40)
+        )
+        [(fresh_id, _)] = store.insert_new_items(s, "f1", [item("fresh")], NOW)
+        store.insert_match(s, alerted_id, f"item:{alerted_id}", "high", a_match(), NOW)
+    with sessions.begin() as s:
+        assert store.prune(s, NOW, timedelta(days=30), timedelta(days=4)) == 1
+    with sessions() as s:
+        assert set(s.scalars(sa.select(Item.id))) == {alerted_id, fresh_id}

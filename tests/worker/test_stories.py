@@ -1,0 +1,113 @@
+"""One alert per story: copies of one wire story in three feeds give one alert naming all three."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.helpers.configdir import write_config
+from tests.helpers.feedserver import FeedEntry, FeedServer
+from tests.helpers.http import WebhookReceiver
+from tests.helpers.smtp import SMTPServer
+from tests.worker.guarantees import SECRET, WATCHLIST
+from worker import pipeline
+from worker.delivery import deliver
+from worker.models import Item, MatchRow
+from worker.runtime import Runtime, build_runtime
+from worker.settings import load_settings
+
+COPIES = {
+    "yonhap": (
+        "N. Korea fires ballistic missile into East Sea: JCS",
+        "SEOUL, Nov. 28 (Yonhap) -- North Korea fired a ballistic missile into the East Sea on "
+        "Saturday, South Korea's Joint Chiefs of Staff (JCS) said, in its first launch in two "
+        "months. The missile was fired from the Pyongyang area at around 7:50 a.m.",
+    ),
+    "reuters": (
+        "North Korea fires ballistic missile toward sea off its east coast, Seoul says",
+        "SEOUL (Reuters) - North Korea fired a ballistic missile into the East Sea on Saturday, "
+        "South Korea's Joint Chiefs of Staff said, its first launch in two months. The missile "
+        "was fired from the Pyongyang area at around 7:50 a.m., the JCS said.",
+    ),
+    "nknews": (
+        "North Korea launches ballistic missile in first test in two months",
+        "North Korea fired a ballistic missile into the East Sea on Saturday morning, South "
+        "Korea's Joint Chiefs of Staff said, in its first launch in two months. The missile was "
+        "fired from the Pyongyang area at around 7:50 a.m.",
+    ),
+}
+
+
+@pytest.fixture
+def setup(tmp_path: Path, engine: sa.Engine, db_url: str) -> Iterator[tuple]:
+    with FeedServer() as feeds, WebhookReceiver() as hook, SMTPServer() as smtp:
+        watchlist = {**WATCHLIST, "channels": ["hook", "mail"]}
+        config_dir = write_config(
+            tmp_path / "config",
+            feeds=[{"id": name, "url": feeds.url(name)} for name in COPIES],
+            watchlists={"watchlists": [watchlist]},
+            channels=[
+                {"id": "hook", "type": "webhook", "url": hook.url, "secret": SECRET},
+                {
+                    "id": "mail",
+                    "type": "email",
+                    "to": ["desk@example.org"],
+                    "from": "wf@example.org",
+                    "smtp": {"host": "127.0.0.1", "port": smtp.port, "security": "none"},
+                },
+            ],
+        )
+        settings = replace(
+            load_settings(), config_dir=config_dir, database_url=db_url, allow_private_urls=True
+        )
+        rt = build_runtime(settings)
+        yield rt, feeds, hook, smtp
+        rt.engine.dispose()
+
+
+def test_same_story_in_three_feeds_gives_one_alert_listing_three_sources(setup) -> None:
+    rt, feeds, hook, smtp = setup
+    for i, (name, (title, summary)) in enumerate(COPIES.items()):
+        feeds.publish(name, FeedEntry(f"{name}-{i}", title, summary))
+    outcomes = [pipeline.poll_feed(rt, name) for name in COPIES]
+    delivery_ids = [d for o in outcomes for d in o.delivery_ids]
+    assert len(delivery_ids) == 2  # one match (webhook + email), not three
+    assert [deliver(rt, d).status for d in delivery_ids] == ["sent", "sent"]
+    story = json.loads(hook.requests[0].body)["data"]["story"]
+    assert story["sources"] == list(COPIES)
+    text = smtp.messages[0].parsed().get_body(("plain",)).get_content()
+    assert "reuters" in text and "nknews" in text
+    with rt.sessions() as s:
+        story_ids = set(s.scalars(sa.select(Item.story_id)))
+        assert len(story_ids) == 1 and s.scalar(sa.select(sa.func.count(MatchRow.id))) == 1
+
+
+def test_edited_title_under_same_guid_is_an_update_not_a_new_alert(setup) -> None:
+    rt, feeds, _, _ = setup
+    title, summary = COPIES["yonhap"]
+    feeds.publish("yonhap", FeedEntry("g1", title, summary))
+    assert len(pipeline.poll_feed(rt, "yonhap").matches) == 1
+    feeds.feeds["yonhap"][0] = FeedEntry("g1", "(LEAD) " + title + " toward Japan", summary)
+    outcome = pipeline.poll_feed(rt, "yonhap")
+    assert outcome.status == "ok" and outcome.new_items == [] and outcome.matches == []
+
+
+def test_a_different_story_on_the_same_topic_alerts_again(setup) -> None:
+    rt, feeds, _, _ = setup
+    feeds.publish("yonhap", FeedEntry("a", *COPIES["yonhap"]))
+    feeds.publish(
+        "reuters",
+        FeedEntry(
+            "b",
+            "UN Security Council to meet over North Korea ballistic missile launch",
+            "Diplomats said the United States, Japan and South Korea requested the closed-door "
+            "session in New York; China and Russia are expected to block any new statement.",
+        ),
+    )
+    first, second = pipeline.poll_feed(rt, "yonhap"), pipeline.poll_feed(rt, "reuters")
+    assert len(first.matches) == 1 and len(second.matches) == 1
