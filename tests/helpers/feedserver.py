@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -41,6 +42,7 @@ class FeedServer:
     def __init__(self) -> None:
         self.feeds: dict[str, list[FeedEntry]] = {}
         self.requests: list[tuple[str, int]] = []  # (path, status)
+        self.times: dict[str, list[float]] = {}  # path -> time.monotonic() of each request
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -75,6 +77,7 @@ class FeedServer:
                     status = 200
                 with server.lock:
                     server.requests.append((self.path, status))
+                    server.times.setdefault(self.path, []).append(time.monotonic())
                 self.send_response(status)
                 self.send_header("ETag", etag)
                 if status == 200:

@@ -30,6 +30,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     hang: bool = False  # hold the request open without answering until the receiver stops
+    delay: float = 0.0  # answer after this many seconds (an in-flight request to stop under)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,8 @@ class WebhookReceiver:
                 if reply.hang:
                     receiver._released.wait()
                     return
+                if reply.delay:
+                    receiver._released.wait(reply.delay)
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)

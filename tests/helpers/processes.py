@@ -73,12 +73,16 @@ class Service:
 
     def stop(self, timeout: float = 20.0) -> int | None:
         if self.alive():
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.send_signal(signal.SIGTERM)  # to the main process only, as docker stop does
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
+        try:  # leftovers of the group (pool children of a killed parent)
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self._log.close()
         return self.proc.returncode
 
