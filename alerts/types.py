@@ -75,3 +75,16 @@ class Alert:
     snippet: str
     also_reported_by: tuple[str, ...] = field(default_factory=tuple)
     story: AlertStory | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """Several alerts for one channel sent as one message: a digest window, or the overflow
+    of a rate limit. ``digest_id`` is the idempotency key (Message-ID, webhook-id)."""
+
+    digest_id: str
+    channel_id: str
+    window_start: datetime
+    window_end: datetime
+    alerts: tuple[Alert, ...]
+    reason: str = "digest"  # "digest" (scheduled) or "rate-limit" (burst overflow)

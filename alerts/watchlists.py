@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from alerts.controls import DigestSpec
 
 SLUG = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 ALIAS_NAME = re.compile(r"^[\w-]+$")  # what ``@name`` in a query can refer to
@@ -25,6 +27,15 @@ class WatchList(BaseModel):
     sources: tuple[str, ...] = ()  # feed ids, or "tag:NAME"
     enabled: bool = True
     notify_updates: bool = False
+    # "digest" groups this watch-list's alerts on every channel into scheduled digests
+    mode: Literal["immediate", "digest"] = "immediate"
+    digest: DigestSpec | None = None
+
+    @model_validator(mode="after")
+    def _digest_matches_mode(self) -> WatchList:
+        if self.mode == "digest" and self.digest is None:
+            raise ValueError("mode digest needs a schedule, e.g. digest: daily at 07:30 UTC")
+        return self
 
 
 class WatchListsFile(BaseModel):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from alerts.channels import AnyChannelConfig
 from alerts.channels.base import ChannelConfig
@@ -24,6 +24,10 @@ FILES = ("feeds.yaml", "watchlists.yaml", "channels.yaml")
 
 
 class ChannelsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # failing channels and feeds are reported to this channel (optional)
+    ops_channel: str | None = None
     channels: tuple[AnyChannelConfig, ...] = ()  # type: ignore[valid-type]
 
 
@@ -40,6 +44,7 @@ class Config:
     aliases: Mapping[str, tuple[str, ...]]
     channels: Mapping[str, ChannelConfig]
     matcher: Matcher
+    ops_channel: str | None = None
     signature: tuple[Any, ...] = field(default=(), compare=False)
 
     def feed(self, feed_id: str) -> FeedSource | None:
@@ -146,6 +151,11 @@ def load_config(config_dir: Path | str) -> Config:
         _unique(feeds_doc, "feeds", [f.id for f in feeds.feeds], issues)
     if channels:
         _unique(ch_doc, "channels", [c.id for c in channels.channels], issues)
+        if channels.ops_channel and channels.ops_channel not in {c.id for c in channels.channels}:
+            problem = f"unknown channel id {channels.ops_channel!r}"
+            issues.append(
+                ConfigIssue(ch_doc.file, ch_doc.line_of(("ops_channel",)), "ops_channel", problem)
+            )
     matcher = None
     if wl:
         _unique(wl_doc, "watchlists", [w.id for w in wl.watchlists], issues)
@@ -159,6 +169,7 @@ def load_config(config_dir: Path | str) -> Config:
         aliases=wl.aliases,
         channels={c.id: c for c in channels.channels},
         matcher=matcher,
+        ops_channel=channels.ops_channel,
         signature=sig,
     )
 

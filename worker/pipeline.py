@@ -20,6 +20,7 @@ from feeds.types import FeedItem, FetchResult
 from worker import store
 from worker.config import Config
 from worker.models import Feed, Item, utcnow
+from worker.planning import find_silence, plan_delivery
 from worker.runtime import Runtime
 from worker.stories import assign_story
 
@@ -171,9 +172,11 @@ def _match_item(
 ) -> None:
     """Record each watch-list that fires, once per story, with one delivery per channel."""
     item_id, story_id = ids
-    for match in config.matcher.match(
+    matches = config.matcher.match(
         item.title, item.summary, feed_id=source.id, feed_tags=source.tags
-    ):
+    )
+    silences = store.active_silences(session, now) if matches else []
+    for match in matches:
         watchlist = config.watchlist(match.watchlist_id)
         if watchlist is None:
             continue
@@ -183,4 +186,13 @@ def _match_item(
         if match_id is None:
             continue
         outcome.matches.append((match_id, match))
-        outcome.delivery_ids += store.insert_deliveries(session, match_id, watchlist.channels, now)
+        plans = {
+            channel_id: plan_delivery(
+                watchlist,
+                config.channels.get(channel_id),
+                find_silence(silences, watchlist.id, channel_id, now),
+                now,
+            )
+            for channel_id in watchlist.channels
+        }
+        outcome.delivery_ids += store.insert_deliveries(session, match_id, plans, now)

@@ -7,7 +7,7 @@ one feed insert an item (and so a match) once; the loser gets no row back and go
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,18 @@ from sqlalchemy.orm import Session
 from alerts.types import Match
 from feeds.sources import FeedSource
 from feeds.types import FeedItem
-from worker.models import ChannelState, Delivery, Feed, Heartbeat, Item, MatchRow, StoryBand
+from worker.models import (
+    ChannelState,
+    Delivery,
+    DigestRow,
+    Feed,
+    Heartbeat,
+    Item,
+    MatchRow,
+    Silence,
+    StoryBand,
+)
+from worker.planning import Plan
 
 ERROR_MAX = 500
 
@@ -165,45 +176,114 @@ def new_delivery_id() -> str:
 
 
 def insert_deliveries(
-    session: Session, match_id: int, channel_ids: Iterable[str], now: datetime
+    session: Session, match_id: int, plans: Mapping[str, Plan], now: datetime
 ) -> list[str]:
+    """One outbox row per channel, as planned; returns the ids to enqueue now."""
     rows = [
         {
             "id": new_delivery_id(),
             "match_id": match_id,
             "channel_id": channel_id,
-            "status": "pending",
+            "status": plan.status,
             "attempts": 0,
-            "next_attempt_at": now,
+            "next_attempt_at": plan.next_attempt_at,
             "enqueued_at": now,
+            "last_error": plan.note,
             "created_at": now,
         }
-        for channel_id in channel_ids
+        for channel_id, plan in plans.items()
     ]
     ids = insert_ignore(session, Delivery.__table__, rows, ["match_id", "channel_id"])
-    return [i for i in ids if i is not None]
+    return [
+        delivery_id
+        for delivery_id, row in zip(ids, rows, strict=True)
+        if delivery_id is not None and row["status"] == "pending" and row["next_attempt_at"] <= now
+    ]
+
+
+def active_silences(session: Session, now: datetime) -> list[Silence]:
+    return list(session.scalars(select(Silence).where(Silence.ends_at > now)))
+
+
+Claimable = type[Delivery] | type[DigestRow]
+
+
+def claim(session: Session, model: Claimable, row_id: str, now: datetime, lease: timedelta) -> Any:
+    """Take a due outbox row (delivery or digest) for one attempt; None when it is sent,
+    dead, not due or taken. A row stuck in ``sending`` past its lease (its worker died) can
+    be taken again: the one case of a second send, and it carries the same id."""
+    claimable = or_(
+        and_(model.status.in_(("pending", "failed")), model.next_attempt_at <= now),
+        and_(model.status == "sending", model.claimed_at <= now - lease),
+    )
+    result = session.execute(
+        update(model)
+        .where(model.id == row_id, claimable)
+        .values(status="sending", attempts=model.attempts + 1, claimed_at=now)
+    )
+    if not result.rowcount:
+        return None
+    return session.get(model, row_id, populate_existing=True)
 
 
 def claim_delivery(
     session: Session, delivery_id: str, now: datetime, lease: timedelta
 ) -> Delivery | None:
-    """Take a due delivery for one attempt; None when it is sent, dead, not due or taken.
+    return claim(session, Delivery, delivery_id, now, lease)
 
-    A delivery stuck in ``sending`` past its lease (its worker died) can be taken again:
-    that is the one case of a second send, and it carries the same id.
-    """
-    claimable = or_(
-        and_(Delivery.status.in_(("pending", "failed")), Delivery.next_attempt_at <= now),
-        and_(Delivery.status == "sending", Delivery.claimed_at <= now - lease),
+
+def hold_for_rate_limit(session: Session, delivery: Delivery, until: datetime, note: str) -> None:
+    """Past the channel's rate limit: batch it with the rest of the burst at ``until``."""
+    delivery.status, delivery.next_attempt_at = "held", until
+    delivery.attempts -= 1  # not an attempt: nothing was sent
+    delivery.last_error = note
+
+
+def sent_in_window(session: Session, channel_id: str, start: datetime, end: datetime) -> int:
+    window = (Delivery.sent_at >= start) & (Delivery.sent_at < end)
+    query = select(func.count()).select_from(Delivery)
+    query = query.where(Delivery.channel_id == channel_id, window, Delivery.digest_id.is_(None))
+    return session.scalar(query) or 0
+
+
+def batch_digests(session: Session, now: datetime) -> list[str]:
+    """Put due digest/held deliveries into digests; one UPDATE each, so a delivery joins
+    exactly one digest even when two sweeps run at once."""
+    made = []
+    for status, reason in (("digest", "digest"), ("held", "rate-limit")):
+        due = (Delivery.status == status) & (Delivery.next_attempt_at <= now)
+        for channel_id in session.scalars(select(Delivery.channel_id).where(due).distinct()):
+            digest_id = new_delivery_id()
+            mine = due & (Delivery.channel_id == channel_id)
+            joined = session.execute(
+                update(Delivery).where(mine).values(status="batched", digest_id=digest_id)
+            )
+            if joined.rowcount:
+                session.add(_digest_row(session, digest_id, channel_id, reason, now))
+                made.append(digest_id)
+    return made
+
+
+def _digest_row(
+    session: Session, digest_id: str, channel_id: str, reason: str, now: datetime
+) -> DigestRow:
+    first, last = session.execute(
+        select(func.min(Delivery.created_at), func.max(Delivery.next_attempt_at)).where(
+            Delivery.digest_id == digest_id
+        )
+    ).one()
+    return DigestRow(
+        id=digest_id,
+        channel_id=channel_id,
+        reason=reason,
+        window_start=first,
+        window_end=min(last, now),
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        enqueued_at=now,
+        created_at=now,
     )
-    result = session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, claimable)
-        .values(status="sending", attempts=Delivery.attempts + 1, claimed_at=now)
-    )
-    if not result.rowcount:
-        return None
-    return session.get(Delivery, delivery_id, populate_existing=True)
 
 
 def record_delivery_sent(session: Session, delivery: Delivery, now: datetime) -> None:
@@ -226,8 +306,42 @@ def record_delivery_failure(
     state.last_error = message[:ERROR_MAX]
 
 
+def record_digest_sent(session: Session, digest: DigestRow, now: datetime) -> None:
+    digest.status, digest.sent_at, digest.last_error = "sent", now, None
+    session.execute(
+        update(Delivery)
+        .where(Delivery.digest_id == digest.id)
+        .values(status="sent", sent_at=now, last_error=None)
+    )
+    _channel_state(session, digest.channel_id).error_count = 0
+
+
+def record_digest_failure(
+    session: Session, digest: DigestRow, message: str, next_attempt_at: datetime | None
+) -> None:
+    """A dead digest marks its deliveries dead too: ``deliveries retry`` resends them one by one."""
+    digest.last_error = message[:ERROR_MAX]
+    if next_attempt_at is None:
+        digest.status = "dead"
+        session.execute(
+            update(Delivery)
+            .where(Delivery.digest_id == digest.id)
+            .values(status="dead", last_error=f"digest {digest.id}: {message}"[:ERROR_MAX])
+        )
+    else:
+        digest.status, digest.next_attempt_at = "failed", next_attempt_at
+    state = _channel_state(session, digest.channel_id)
+    state.error_count += 1
+    state.last_error = message[:ERROR_MAX]
+
+
 def disable_channel(session: Session, channel_id: str, reason: str) -> None:
     _channel_state(session, channel_id).disabled_reason = reason[:ERROR_MAX]
+
+
+def channel_errors(session: Session, channel_id: str) -> int:
+    state = session.get(ChannelState, channel_id)
+    return state.error_count if state else 0
 
 
 def channel_disabled(session: Session, channel_id: str) -> str | None:
@@ -243,22 +357,28 @@ def _channel_state(session: Session, channel_id: str) -> ChannelState:
     return state
 
 
+def due_rows(
+    session: Session, model: Claimable, now: datetime, lease: timedelta, requeue_after: timedelta
+) -> list[str]:
+    """Rows the broker may have lost: due and not enqueued recently, or stuck sending."""
+    due = or_(
+        and_(
+            model.status.in_(("pending", "failed")),
+            model.next_attempt_at <= now,
+            or_(model.enqueued_at.is_(None), model.enqueued_at <= now - requeue_after),
+        ),
+        and_(model.status == "sending", model.claimed_at <= now - lease),
+    )
+    ids = list(session.scalars(select(model.id).where(due).limit(1000)))
+    if ids:
+        session.execute(update(model).where(model.id.in_(ids)).values(enqueued_at=now))
+    return ids
+
+
 def due_deliveries(
     session: Session, now: datetime, lease: timedelta, requeue_after: timedelta
 ) -> list[str]:
-    """Deliveries the broker may have lost: due and not enqueued recently, or stuck sending."""
-    due = or_(
-        and_(
-            Delivery.status.in_(("pending", "failed")),
-            Delivery.next_attempt_at <= now,
-            or_(Delivery.enqueued_at.is_(None), Delivery.enqueued_at <= now - requeue_after),
-        ),
-        and_(Delivery.status == "sending", Delivery.claimed_at <= now - lease),
-    )
-    ids = list(session.scalars(select(Delivery.id).where(due).limit(1000)))
-    if ids:
-        session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(enqueued_at=now))
-    return ids
+    return due_rows(session, Delivery, now, lease, requeue_after)
 
 
 def outbox_backlog(session: Session, now: datetime) -> int:
@@ -271,11 +391,9 @@ def feeds_in_error(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Feed).where(failing)) or 0
 
 
-def mark_enqueued(session: Session, delivery_ids: Sequence[str], now: datetime) -> None:
-    if delivery_ids:
-        session.execute(
-            update(Delivery).where(Delivery.id.in_(delivery_ids)).values(enqueued_at=now)
-        )
+def mark_enqueued(session: Session, model: Claimable, ids: Sequence[str], now: datetime) -> None:
+    if ids:
+        session.execute(update(model).where(model.id.in_(ids)).values(enqueued_at=now))
 
 
 def beat(session: Session, name: str, now: datetime) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from celery import signals
@@ -11,7 +12,7 @@ from feeds.story import STORY_WINDOW
 from worker import delivery, metrics, pipeline, store
 from worker.app import app
 from worker.db import SchemaOutOfDate, make_engine, require_current_schema
-from worker.models import utcnow
+from worker.models import Delivery, DigestRow, utcnow
 from worker.runtime import Runtime, runtime
 from worker.settings import load_settings
 
@@ -88,27 +89,46 @@ def deliver(delivery_id: str) -> str:
         delivery_id=delivery_id, task_id=deliver.request.id
     ):
         outcome = delivery.deliver(rt, delivery_id)
-    if outcome.retry_in is not None and outcome.retry_in <= rt.max_countdown:
-        # Short waits ride on a countdown; long ones wait in the database for the sweep.
-        with rt.sessions.begin() as session:
-            store.mark_enqueued(session, [delivery_id], utcnow())
-        deliver.apply_async((delivery_id,), countdown=outcome.retry_in.total_seconds())
+    _retry_soon(rt, Delivery, deliver, delivery_id, outcome)
     return outcome.status
+
+
+def _retry_soon(rt: Runtime, model: type, task: Any, row_id: str, outcome: Any) -> None:
+    """Short waits ride on a countdown; long ones wait in the database for the sweep."""
+    if outcome.retry_in is not None and outcome.retry_in <= rt.max_countdown:
+        with rt.sessions.begin() as session:
+            store.mark_enqueued(session, model, [row_id], utcnow())
+        task.apply_async((row_id,), countdown=outcome.retry_in.total_seconds())
 
 
 @app.task(name="watchfloor.sweep")
 def sweep() -> int:
+    """Re-enqueue what the broker may have lost; form digests whose time has come."""
     rt = runtime()
     now = utcnow()
+    lease, requeue = rt.delivery_lease, rt.requeue_after
     with rt.sessions.begin() as session:
-        ids = store.due_deliveries(session, now, rt.delivery_lease, requeue_after=rt.requeue_after)
+        store.batch_digests(session, now)
+        ids = store.due_rows(session, Delivery, now, lease, requeue)
+        digests = store.due_rows(session, DigestRow, now, lease, requeue)
         metrics.set_outbox_backlog(store.outbox_backlog(session, now))
         metrics.set_feeds_in_error(store.feeds_in_error(session))
     for delivery_id in ids:
         deliver.delay(delivery_id)
-    if ids:
-        log.info("sweep re-enqueued deliveries", count=len(ids))
-    return len(ids)
+    for digest_id in digests:
+        deliver_digest.delay(digest_id)
+    if ids or digests:
+        log.info("sweep enqueued", deliveries=len(ids), digests=len(digests))
+    return len(ids) + len(digests)
+
+
+@app.task(name="watchfloor.deliver_digest", acks_late=True, reject_on_worker_lost=True)
+def deliver_digest(digest_id: str) -> str:
+    rt = runtime()
+    with structlog.contextvars.bound_contextvars(digest_id=digest_id):
+        outcome = delivery.deliver_digest(rt, digest_id)
+    _retry_soon(rt, DigestRow, deliver_digest, digest_id, outcome)
+    return outcome.status
 
 
 @app.task(name="watchfloor.prune")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
-from alerts.types import Alert
+from alerts.controls import ChannelControls
+from alerts.types import Alert, Digest
 
 
 class DeliveryError(Exception):
@@ -28,8 +29,9 @@ class ChannelGoneError(DeliveryError):
         super().__init__(message, permanent=True)
 
 
-class ChannelConfig(BaseModel):
-    """Fields shared by every channel entry of ``channels.yaml``."""
+class ChannelConfig(ChannelControls):
+    """Fields shared by every channel entry of ``channels.yaml``: its id and type, plus the
+    delivery controls (mode/digest, rate_limit, quiet_hours, retry)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -42,3 +44,6 @@ class Channel(Protocol):
 
     def send(self, alert: Alert) -> None:
         """Deliver one alert or raise DeliveryError."""
+
+    def send_digest(self, digest: Digest) -> None:
+        """Deliver several alerts as one message or raise DeliveryError."""

@@ -15,6 +15,7 @@ from feeds.types import FeedItem
 from worker import store
 from worker.db import make_engine, session_factory
 from worker.models import Delivery, Feed, Item, MatchRow
+from worker.planning import Plan
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -76,8 +77,9 @@ def _delivery(sessions: object) -> str:
     with sessions.begin() as s:  # type: ignore[attr-defined]
         [(item_id, _)] = store.insert_new_items(s, "f1", [item("a")], NOW)
         match_id = store.insert_match(s, item_id, f"item:{item_id}", "high", a_match(), NOW)
-        ids = store.insert_deliveries(s, match_id, ["mail", "hook"], NOW)
-        assert store.insert_deliveries(s, match_id, ["mail"], NOW) == []
+        now = Plan("pending", NOW)
+        ids = store.insert_deliveries(s, match_id, {"mail": now, "hook": now}, NOW)
+        assert store.insert_deliveries(s, match_id, {"mail": now}, NOW) == []
     return ids[0]
 
 

@@ -1,0 +1,73 @@
+"""``watchfloor silence``: hold a watch-list's alerts for a while; they are recorded, not sent."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from feeds.sources import parse_duration
+from worker.models import Silence, utcnow
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("silence", help="silence a watch-list: add, list, remove")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="silence a watch-list (on one channel or all)")
+    add.add_argument("--watchlist", required=True)
+    add.add_argument("--channel", help="only this channel (default: every channel)")
+    add.add_argument("--for", dest="duration", required=True, help="how long: 30m, 2h, 1d")
+    add.add_argument("--reason", default="")
+    actions.add_parser("list", help="active silences")
+    remove = actions.add_parser("remove", help="end silences now")
+    remove.add_argument("ids", nargs="+", type=int, metavar="ID")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from worker.runtime import runtime
+
+    rt = runtime()
+    now = utcnow()
+    if args.action == "add":
+        config = rt.config.current()
+        if config.watchlist(args.watchlist) is None:
+            print(f"error: unknown watch-list {args.watchlist!r}")
+            return 1
+        if args.channel and args.channel not in config.channels:
+            print(f"error: unknown channel {args.channel!r}")
+            return 1
+        try:
+            ends = now + parse_duration(args.duration)
+        except ValueError as exc:
+            print(f"error: {exc}")
+            return 1
+        with rt.sessions.begin() as session:
+            row = Silence(
+                watchlist_id=args.watchlist,
+                channel_id=args.channel,
+                starts_at=now,
+                ends_at=ends,
+                reason=args.reason,
+            )
+            session.add(row)
+            session.flush()
+            print(f"silence {row.id}: {_describe(row)}")
+        return 0
+    if args.action == "remove":
+        with rt.sessions.begin() as session:
+            gone = session.execute(delete(Silence).where(Silence.id.in_(args.ids))).rowcount
+        print(f"removed {gone} silence(s)")
+        return 0 if gone == len(set(args.ids)) else 1
+    with rt.sessions() as session:
+        rows = session.scalars(select(Silence).where(Silence.ends_at > now).order_by(Silence.id))
+        lines = [f"{row.id}  {_describe(row)}" for row in rows]
+    print("\n".join(lines) if lines else "no active silences")
+    return 0
+
+
+def _describe(row: Silence) -> str:
+    channel = row.channel_id or "all channels"
+    reason = f"  ({row.reason})" if row.reason else ""
+    return f"{row.watchlist_id} on {channel} until {row.ends_at:%Y-%m-%d %H:%M} UTC{reason}"
