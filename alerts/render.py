@@ -57,12 +57,12 @@ def safe_url(url: str) -> str:
     return url if scheme in ("http", "https") else ""
 
 
-def _utc(moment: datetime) -> datetime:
+def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else _utc(moment).isoformat().replace("+00:00", "Z")
+def iso_z(moment: datetime | None) -> str | None:
+    return None if moment is None else as_utc(moment).isoformat().replace("+00:00", "Z")
 
 
 def _field_text(alert: Alert, field: str) -> str:
@@ -122,7 +122,7 @@ def email_subject(alert: Alert, *, prefix: str = "") -> str:
 
 
 @lru_cache(maxsize=16)
-def _environment(templates_dir: str | None) -> Environment:
+def template_environment(templates_dir: str | None) -> Environment:
     """Package templates, overridable one file at a time from ``templates_dir``."""
     loaders = [PackageLoader("alerts", "templates")]
     if templates_dir:
@@ -135,21 +135,46 @@ def _environment(templates_dir: str | None) -> Environment:
     )
 
 
-def _email_context(alert: Alert, subject: str) -> dict[str, object]:
+def alert_context(alert: Alert) -> dict[str, object]:
+    """Template values of one alert, each cleaned: shared by the alert and digest emails."""
     published = alert.item.published_at
     return {
-        "subject": subject,
         "severity": clean_line(alert.watchlist.severity, 20).upper(),
         "watchlist": clean_line(alert.watchlist.title),
         "title": clean_line(alert.item.title, 500),
         "url": safe_url(alert.item.url),
         "feed_id": clean_line(alert.item.feed_id, 100),
-        "published": _utc(published).strftime("%Y-%m-%d %H:%M UTC") if published else "",
+        "published": as_utc(published).strftime("%Y-%m-%d %H:%M UTC") if published else "",
         "segments": highlight(alert),
         "terms": terms(alert),
         "also_reported_by": [clean_line(s, 200) for s in also_reported_by(alert)],
         "alert_id": clean_line(alert.alert_id, 100),
     }
+
+
+def build_email(
+    subject: str,
+    *,
+    sender: str,
+    to: Sequence[str],
+    date: datetime,
+    message_id: str,
+    headers: dict[str, str],
+    parts: tuple[str, str],
+) -> EmailMessage:
+    """A multipart text + HTML message; ``message_id`` (an idempotency key) is cleaned here."""
+    msg = EmailMessage(policy=default_policy.clone(max_line_length=998))
+    msg["Subject"] = subject
+    msg["From"] = sender
+    msg["To"] = ", ".join(to)
+    msg["Date"] = format_datetime(as_utc(date))
+    msg["Message-ID"] = f"<{clean_line(message_id, 100).replace(' ', '')}@watchfloor>"
+    for name, value in headers.items():
+        msg[name] = clean_line(value, 100)
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies
+    msg.set_content(parts[0])
+    msg.add_alternative(parts[1], subtype="html")
+    return msg
 
 
 def render_email(
@@ -166,19 +191,19 @@ def render_email(
     through ``clean_line`` and the email package's header folding.
     """
     subject = email_subject(alert, prefix=subject_prefix)
-    context = _email_context(alert, subject)
-    env = _environment(templates_dir)
-    msg = EmailMessage(policy=default_policy.clone(max_line_length=998))
-    msg["Subject"] = subject
-    msg["From"] = sender
-    msg["To"] = ", ".join(to)
-    msg["Date"] = format_datetime(_utc(alert.created_at))
-    msg["Message-ID"] = f"<{clean_line(alert.delivery_id, 100).replace(' ', '')}@watchfloor>"
-    msg["X-Watchfloor-Alert-Id"] = clean_line(alert.alert_id, 100)
-    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies
-    msg.set_content(env.get_template("email.txt").render(context))
-    msg.add_alternative(env.get_template("email.html").render(context), subtype="html")
-    return msg
+    context = {"subject": subject, **alert_context(alert)}
+    env = template_environment(templates_dir)
+    text = env.get_template("email.txt").render(context)
+    html = env.get_template("email.html").render(context)
+    return build_email(
+        subject,
+        sender=sender,
+        to=to,
+        date=alert.created_at,
+        message_id=alert.delivery_id,
+        headers={"X-Watchfloor-Alert-Id": alert.alert_id},
+        parts=(text, html),
+    )
 
 
 # --- webhook -----------------------------------------------------------------------------
@@ -196,7 +221,7 @@ def _story(alert: Alert) -> dict[str, object] | None:
     if story is not None:
         out |= {
             "id": story.id,
-            "first_seen": _iso(story.first_seen),
+            "first_seen": iso_z(story.first_seen),
             "sources": list(story.sources),
         }
     return out
@@ -216,7 +241,7 @@ def webhook_payload(alert: Alert) -> dict:
             "title": clean_line(item.title, TITLE_MAX),
             "url": clean_line(item.url, URL_MAX),
             "feed_id": item.feed_id,
-            "published_at": _iso(item.published_at),
+            "published_at": iso_z(item.published_at),
             "summary": item.summary,
         },
         "snippet": alert.snippet,
@@ -224,7 +249,7 @@ def webhook_payload(alert: Alert) -> dict:
     }
     if story := _story(alert):
         data["story"] = story
-    return {"type": WEBHOOK_TYPE, "timestamp": _iso(alert.created_at), "data": data}
+    return {"type": WEBHOOK_TYPE, "timestamp": iso_z(alert.created_at), "data": data}
 
 
 # --- slack -------------------------------------------------------------------------------

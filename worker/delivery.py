@@ -138,22 +138,21 @@ def _record_failure(
         error=exc.message,
         status=status,
     )
-    warn_if_channel_failing(rt, delivery.channel_id, errors, exc.message)
+    if errors >= FAILING_AFTER and (errors - FAILING_AFTER) % 10 == 0:
+        warn_failing(rt, f"channel {delivery.channel_id}", errors, exc.message)
     return DeliveryOutcome(delivery.id, status, retry_in=delay, error=exc.message)
 
 
 FAILING_AFTER = 5  # consecutive failures before the channel is reported as failing
 
 
-def warn_if_channel_failing(rt: Runtime, channel_id: str, errors: int, message: str) -> None:
-    """A channel that keeps failing is logged, and told to the ops channel when one is set."""
-    if errors < FAILING_AFTER or (errors - FAILING_AFTER) % 10:
-        return
-    log.warning("channel failing", channel_id=channel_id, consecutive_errors=errors, error=message)
+def warn_failing(rt: Runtime, subject: str, errors: int, message: str) -> None:
+    """A channel or feed that keeps failing is logged, and told to the ops channel if set."""
+    log.warning("failing", subject=subject, consecutive_errors=errors, error=message)
     ops = rt.config.current().ops_channel
-    if ops and ops != channel_id and (channel := rt.channel(ops)) is not None:
+    if ops and subject != f"channel {ops}" and (channel := rt.channel(ops)) is not None:
         try:
-            channel.send(ops_alert(channel_id, errors, message))
+            channel.send(ops_alert(subject, errors, message))
         except DeliveryError as exc:
             log.error("ops channel failed too", channel_id=ops, error=exc.message)
 
@@ -161,9 +160,10 @@ def warn_if_channel_failing(rt: Runtime, channel_id: str, errors: int, message: 
 def ops_alert(subject_id: str, errors: int, message: str) -> Alert:
     now = utcnow()
     title = f"{subject_id} is failing: {errors} errors in a row"
+    slug = subject_id.replace(" ", "_")
     return Alert(
-        alert_id=f"ops_{subject_id}_{errors}",
-        delivery_id=f"ops_{subject_id}_{errors}_{int(now.timestamp())}",
+        alert_id=f"ops_{slug}_{errors}",
+        delivery_id=f"ops_{slug}_{errors}_{int(now.timestamp())}",
         created_at=now,
         watchlist=AlertWatchlist(
             id="watchfloor-ops", title="Watchfloor operations", severity="high"

@@ -19,6 +19,7 @@ from feeds.sources import FeedSource
 from feeds.types import FeedItem, FetchResult
 from worker import store
 from worker.config import Config
+from worker.delivery import warn_failing
 from worker.models import Feed, Item, utcnow
 from worker.planning import find_silence, plan_delivery
 from worker.runtime import Runtime
@@ -104,6 +105,7 @@ def _failed(rt: Runtime, source: FeedSource, exc: IngestError, now: datetime) ->
     message = f"{exc.kind}: {exc.message}"
     with rt.sessions.begin() as session:
         feed = session.get(Feed, source.id)
+        crossed = _crosses_failing_threshold(feed, rt.settings.feed_failing_after, now)
         backoff = min(source.interval * 2 ** min(feed.error_count, 16), MAX_BACKOFF)
         if exc.retry_after:
             backoff = max(backoff, timedelta(seconds=exc.retry_after))
@@ -116,7 +118,20 @@ def _failed(rt: Runtime, source: FeedSource, exc: IngestError, now: datetime) ->
         error_count=errors,
         disabled=exc.permanent,
     )
+    if crossed:
+        failing = f"feed {source.id}"
+        warn_failing(
+            rt, failing, errors, f"failing for over {rt.settings.feed_failing_after}: {message}"
+        )
     return PollOutcome(source.id, "error", error=message)
+
+
+def _crosses_failing_threshold(feed: Feed, threshold: timedelta, now: datetime) -> bool:
+    """True on the first failed poll after the feed has been failing for ``threshold``."""
+    since = feed.last_success_at or feed.created_at
+    if now - since < threshold:
+        return False
+    return feed.last_error_at is None or feed.last_error_at - since < threshold
 
 
 def _alertable(item: FeedItem, first_poll: bool, window: timedelta, now: datetime) -> bool:

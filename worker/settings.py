@@ -27,6 +27,7 @@ class Settings:
     beat_interval: float
     metrics_port: int | None
     retention: timedelta = timedelta(days=30)
+    feed_failing_after: timedelta = timedelta(hours=6)
 
     @property
     def embedded_broker(self) -> bool:
@@ -51,4 +52,7 @@ def load_settings() -> Settings:
         beat_interval=float(os.environ.get("WATCHFLOOR_BEAT_INTERVAL", "5")),
         metrics_port=int(metrics) if metrics else None,
         retention=timedelta(days=float(os.environ.get("WATCHFLOOR_RETENTION_DAYS", "30"))),
+        feed_failing_after=timedelta(
+            minutes=float(os.environ.get("WATCHFLOOR_FEED_FAILING_AFTER_MINUTES", "360"))
+        ),
     )

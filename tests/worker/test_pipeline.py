@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -9,9 +13,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import yaml
 
+from tests.conftest import REPO
 from tests.helpers.configdir import write_config
 from tests.helpers.feedserver import FeedEntry, FeedServer
+from tests.helpers.http import WebhookReceiver
+from tests.worker.guarantees import SECRET
 from worker import pipeline
 from worker.models import Delivery, Feed, Item, MatchRow
 from worker.runtime import Runtime, build_runtime
@@ -93,3 +101,44 @@ def test_fetch_error_is_recorded_and_backs_off(rt: Runtime, server: FeedServer):
     server.publish("wire", FeedEntry("g1", MISS))
     assert pipeline.poll_feed(rt, "wire").status == "ok"
     assert _feed(rt).error_count == 0 and _feed(rt).last_error is None
+
+
+def test_feed_failing_past_threshold_alerts_the_ops_channel_once(
+    rt: Runtime, server: FeedServer, tmp_path: Path
+) -> None:
+    with WebhookReceiver() as ops:
+        channels = [
+            {"id": "console", "type": "log"},
+            {"id": "ops", "type": "webhook", "url": ops.url, "secret": SECRET},
+        ]
+        path = rt.settings.config_dir / "channels.yaml"
+        path.write_text(yaml.safe_dump({"ops_channel": "ops", "channels": channels}))
+        rt.settings = replace(rt.settings, feed_failing_after=timedelta(minutes=30))
+        start = datetime.now(UTC)
+        for minutes in (0, 10, 20, 31, 40, 50):  # nothing published: every poll is a 404
+            pipeline.poll_feed(rt, "wire", now=start + timedelta(minutes=minutes))
+        assert len(ops.requests) == 1
+        data = json.loads(ops.requests[0].body)["data"]
+        assert data["item"]["title"].startswith("feed wire is failing")
+        assert "404" in data["item"]["summary"]
+
+
+def test_feeds_command_shows_health(rt: Runtime, server: FeedServer) -> None:
+    server.publish("wire", FeedEntry("g1", MISS))
+    pipeline.poll_feed(rt, "wire")
+    env = {
+        **os.environ,
+        "WATCHFLOOR_CONFIG_DIR": str(rt.settings.config_dir),
+        "WATCHFLOOR_DATABASE_URL": rt.settings.database_url,
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "worker", "feeds", "--json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    [row] = [json.loads(line) for line in out.stdout.splitlines()]
+    assert (row["id"], row["status"], row["items"], row["error_count"]) == ("wire", "ok", 1, 0)

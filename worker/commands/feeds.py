@@ -1,0 +1,76 @@
+"""``watchfloor feeds``: one line per feed with its health."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from sqlalchemy import func, select
+
+from worker.models import Feed, Item
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("feeds", help="feed health: status, last success, last error, items")
+    p.add_argument("--json", action="store_true", help="one JSON object per feed")
+    p.set_defaults(func=run)
+
+
+def status_of(feed: Feed | None, enabled: bool) -> str:
+    if not enabled:
+        return "off"
+    if feed is None or feed.last_polled_at is None:
+        return "new"
+    if feed.disabled_reason:
+        return "disabled"
+    return "error" if feed.error_count else "ok"
+
+
+def run(args: argparse.Namespace) -> int:
+    from worker.runtime import runtime
+
+    rt = runtime()
+    config = rt.config.current()
+    with rt.sessions() as session:
+        rows = {f.id: f for f in session.scalars(select(Feed))}
+        per_feed = select(Item.feed_id, func.count()).group_by(Item.feed_id)
+        counts: dict[str, int] = {f: n for f, n in session.execute(per_feed)}
+    table = [
+        _row(source.id, rows.get(source.id), source.enabled, counts) for source in config.feeds
+    ]
+    if args.json:
+        print("\n".join(json.dumps(r, ensure_ascii=False) for r in table))
+        return 0
+    header = ("id", "status", "last success", "errors", "items", "next poll", "last error")
+    widths = (24, 8, 17, 6, 6, 17, 0)
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    for r in table:
+        cells = (
+            r["id"],
+            r["status"],
+            _when(r["last_success"]),
+            str(r["error_count"]),
+            str(r["items"]),
+            _when(r["next_poll"]),
+            (r["last_error"] or "")[:80],
+        )
+        print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
+    return 0
+
+
+def _row(feed_id: str, feed: Feed | None, enabled: bool, counts: dict[str, int]) -> dict[str, Any]:
+    iso = lambda t: t.isoformat() if t else None  # noqa: E731
+    return {
+        "id": feed_id,
+        "status": status_of(feed, enabled),
+        "last_success": iso(feed.last_success_at) if feed else None,
+        "last_error": (feed.disabled_reason or feed.last_error) if feed else None,
+        "error_count": feed.error_count if feed else 0,
+        "items": counts.get(feed_id, 0),
+        "next_poll": iso(feed.next_poll_at) if feed and enabled else None,
+    }
+
+
+def _when(iso: str | None) -> str:
+    return iso[:16].replace("T", " ") if iso else "-"
