@@ -37,6 +37,7 @@ URL_MAX = 2000
 MATCHES_MAX = 50
 _STRIP_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs"}
 _SPACES = re.compile(r"\s+")
+_MSGID_UNSAFE = re.compile(r"[^A-Za-z0-9_=+-]")  # the email package mangles a Message-ID
 Segment = tuple[str, bool]  # (text, is_hit)
 
 
@@ -153,27 +154,30 @@ def alert_context(alert: Alert) -> dict[str, object]:
 
 
 def build_email(
-    subject: str,
+    template: str,
+    context: dict[str, object],
     *,
     sender: str,
     to: Sequence[str],
+    templates_dir: str | None,
     date: datetime,
     message_id: str,
     headers: dict[str, str],
-    parts: tuple[str, str],
 ) -> EmailMessage:
-    """A multipart text + HTML message; ``message_id`` (an idempotency key) is cleaned here."""
+    """``template``.txt + .html as one multipart message; ``context["subject"]`` must be clean
+    already. ``message_id`` (the idempotency key) keeps only characters safe in a msg-id."""
+    env = template_environment(templates_dir)
     msg = EmailMessage(policy=default_policy.clone(max_line_length=998))
-    msg["Subject"] = subject
+    msg["Subject"] = str(context["subject"])
     msg["From"] = sender
     msg["To"] = ", ".join(to)
     msg["Date"] = format_datetime(as_utc(date))
-    msg["Message-ID"] = f"<{clean_line(message_id, 100).replace(' ', '')}@watchfloor>"
+    msg["Message-ID"] = f"<{_MSGID_UNSAFE.sub('-', message_id)[:100]}@watchfloor>"
     for name, value in headers.items():
         msg[name] = clean_line(value, 100)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies
-    msg.set_content(parts[0])
-    msg.add_alternative(parts[1], subtype="html")
+    msg.set_content(env.get_template(f"{template}.txt").render(context))
+    msg.add_alternative(env.get_template(f"{template}.html").render(context), subtype="html")
     return msg
 
 
@@ -191,18 +195,15 @@ def render_email(
     through ``clean_line`` and the email package's header folding.
     """
     subject = email_subject(alert, prefix=subject_prefix)
-    context = {"subject": subject, **alert_context(alert)}
-    env = template_environment(templates_dir)
-    text = env.get_template("email.txt").render(context)
-    html = env.get_template("email.html").render(context)
     return build_email(
-        subject,
+        "email",
+        {"subject": subject, **alert_context(alert)},
         sender=sender,
         to=to,
+        templates_dir=templates_dir,
         date=alert.created_at,
         message_id=alert.delivery_id,
         headers={"X-Watchfloor-Alert-Id": alert.alert_id},
-        parts=(text, html),
     )
 
 
@@ -260,7 +261,8 @@ def mrkdwn_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _slack_link(alert: Alert) -> str:
+def slack_link(alert: Alert) -> str:
+    """The item title linked to its URL in mrkdwn; the bare title when the URL is unsafe."""
     title = mrkdwn_escape(clean_line(alert.item.title, 300))
     url = safe_url(alert.item.url)
     return f"<{mrkdwn_escape(url).replace('|', '%7C')}|{title}>" if url else title
@@ -286,7 +288,7 @@ def slack_payload(alert: Alert) -> dict:
     blocks: list[dict[str, object]] = [
         {
             "type": "section",
-            "text": {"type": "mrkdwn", "text": f"*{heading}*\n{_slack_link(alert)}"},
+            "text": {"type": "mrkdwn", "text": f"*{heading}*\n{slack_link(alert)}"},
         },
     ]
     if alert.snippet.strip():

@@ -33,15 +33,20 @@ from xml.sax.saxutils import escape
 import h11
 import httpx
 
-WORDS = (
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+WORDS = _words(
     "the of and to in a said on for was with that its by from at as after officials "
     "government military ministry tuesday statement report week year country minister "
     "talks border forces agency state media press conference according analysts security "
     "council region meeting president economic trade energy new first people city sources "
     "expected will would could also more than troops drills sanctions exports launch "
     "satellite vessel port coast guard delegation summit treaty envoy spokesman parliament"
-).split()
-SYLLABLES = "kang song pyo ri hwa dong chon ma sin po yang hae mun ju sok tae bo won ryong".split()
+)
+SYLLABLES = _words("kang song pyo ri hwa dong chon ma sin po yang hae mun ju sok tae bo won ryong")
 PLANTED = "North Korea fires ballistic missile toward {} sea, {} says"  # fires the default list
 
 

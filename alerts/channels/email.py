@@ -1,4 +1,5 @@
-"""Email channel: one multipart message per alert over SMTP (``smtplib``, sync, with a timeout).
+"""Email channel: one multipart message per alert, or per digest, over SMTP (``smtplib``, sync,
+with a timeout).
 
 The SMTP host is not run through the SSRF guard: it is the admin's own relay, often on
 localhost, and no feed can change it.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
@@ -31,7 +33,8 @@ from pydantic import (
 
 from alerts.channels.base import ChannelConfig, DeliveryError
 from alerts.render import clean_line, render_email
-from alerts.types import Alert
+from alerts.render_digest import render_digest_email
+from alerts.types import Alert, Digest
 from feeds.sources import parse_duration
 
 log = structlog.get_logger(__name__)
@@ -149,9 +152,21 @@ class EmailChannel:
         self.config = config
 
     def render(self, alert: Alert) -> EmailMessage:
+        return self._render(render_email, alert)
+
+    def render_digest(self, digest: Digest) -> EmailMessage:
+        return self._render(render_digest_email, digest)
+
+    def send(self, alert: Alert) -> None:
+        self._send(self.render(alert))
+
+    def send_digest(self, digest: Digest) -> None:
+        self._send(self.render_digest(digest))
+
+    def _render(self, renderer: Callable[..., EmailMessage], value: Alert | Digest) -> EmailMessage:
         try:
-            return render_email(
-                alert,
+            return renderer(
+                value,
                 sender=self.config.from_,
                 to=self.config.to,
                 templates_dir=self.config.templates_dir,
@@ -160,8 +175,7 @@ class EmailChannel:
         except TemplateError as exc:
             raise DeliveryError(f"email template error: {exc}", permanent=True) from exc
 
-    def send(self, alert: Alert) -> None:
-        message = self.render(alert)
+    def _send(self, message: EmailMessage) -> None:
         try:
             refused = self._deliver(message)
         except (smtplib.SMTPException, OSError) as exc:

@@ -1,4 +1,5 @@
-"""Webhook channel: POST the alert as JSON, signed per Standard Webhooks, through the SSRF guard.
+"""Webhook channel: POST the alert (or a digest of alerts) as JSON, signed per Standard Webhooks,
+through the SSRF guard.
 
 Answers from the receiver:
     2xx          delivered
@@ -29,7 +30,8 @@ from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_v
 
 from alerts.channels.base import ChannelConfig, ChannelGoneError, DeliveryError
 from alerts.render import clean_line, slack_payload, webhook_payload
-from alerts.types import Alert
+from alerts.render_digest import digest_payload, slack_digest_payload
+from alerts.types import Alert, Digest
 from feeds.errors import FetchError
 from feeds.guard import deadline_scope, guarded_transport, unwrap_blocked
 from feeds.sources import parse_duration
@@ -135,6 +137,10 @@ def _classify(exc: Exception, timeout: float) -> DeliveryError:
     return DeliveryError(f"webhook failed: {type(exc).__name__}: {exc}")
 
 
+def _json(payload: dict) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 class WebhookChannel:
     config_model: ClassVar[type[ChannelConfig]] = WebhookConfig
 
@@ -156,25 +162,35 @@ class WebhookChannel:
 
     def body(self, alert: Alert) -> bytes:
         payload = slack_payload(alert) if self.config.format == "slack" else webhook_payload(alert)
-        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        return _json(payload)
 
-    def headers(self, alert: Alert, body: bytes) -> dict[str, str]:
+    def digest_body(self, digest: Digest) -> bytes:
+        slack = self.config.format == "slack"
+        return _json(slack_digest_payload(digest) if slack else digest_payload(digest))
+
+    def headers(self, msg_id: str, body: bytes) -> dict[str, str]:
+        """Standard Webhooks headers; ``msg_id`` is the delivery or digest id."""
         timestamp = int(self._clock())
         headers = {
             "content-type": "application/json",
             "user-agent": USER_AGENT,
-            "webhook-id": alert.delivery_id,
+            "webhook-id": msg_id,
             "webhook-timestamp": str(timestamp),
         }
         if self._keys:
-            headers["webhook-signature"] = sign(self._keys, alert.delivery_id, timestamp, body)
+            headers["webhook-signature"] = sign(self._keys, msg_id, timestamp, body)
         return headers
 
     def send(self, alert: Alert) -> None:
-        body = self.body(alert)
+        self._send(alert.delivery_id, self.body(alert))
+
+    def send_digest(self, digest: Digest) -> None:
+        self._send(digest.digest_id, self.digest_body(digest))
+
+    def _send(self, msg_id: str, body: bytes) -> None:
         try:
             with deadline_scope(self.config.timeout):  # total, not per socket operation
-                self._post(body, self.headers(alert, body))
+                self._post(body, self.headers(msg_id, body))
         except (httpx.HTTPError, OSError, FetchError) as exc:
             raise _classify(exc, self.config.timeout) from exc
 

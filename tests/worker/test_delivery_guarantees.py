@@ -77,9 +77,10 @@ def test_receiver_down_then_up_alert_arrives(
         WATCHFLOOR_RETRY_SCHEDULE="1s" + ",1s" * 30,
     )
     with celery_worker(env, tmp_path / "w.log") as worker:
-        assert wait_until(lambda: any(d["attempts"] >= 2 for d in deliveries(db_url)), 90), (
-            worker.log()
-        )
+        assert wait_until(
+            lambda: any(d["attempts"] >= 2 and d["status"] == "failed" for d in deliveries(db_url)),
+            90,
+        ), worker.log()
         [row] = deliveries(db_url)
         assert row["status"] == "failed" and "refused" in str(row["last_error"]).lower()
         with WebhookReceiver(port=port) as hook:
@@ -314,7 +315,7 @@ def test_two_workers_polling_one_feed_at_once_alert_once(
         ]
         try:
             app = Celery(broker=redis_url)
-            assert wait_until(lambda: len(app.control.ping(timeout=0.5)) == workers, 60)
+            assert wait_until(lambda: all(" ready." in p.log() for p in procs), 60)
             for _ in range(8):  # eight polls of one feed at once, over four pool processes
                 app.send_task(
                     "watchfloor.poll_feed", args=["wire"], queue="poll", routing_key="poll"

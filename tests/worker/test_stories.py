@@ -18,7 +18,7 @@ from tests.worker.guarantees import SECRET, WATCHLIST
 from worker import pipeline
 from worker.delivery import deliver
 from worker.models import Item, MatchRow
-from worker.runtime import Runtime, build_runtime
+from worker.runtime import build_runtime
 from worker.settings import load_settings
 
 COPIES = {
