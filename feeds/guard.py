@@ -12,8 +12,10 @@ operation, which httpx's per-operation timeouts cannot do.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
+import ssl
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -210,12 +212,19 @@ def guarded_transport(*, allow_private: bool, **kwargs: Any) -> httpx.HTTPTransp
     if kwargs.get("proxy") is not None:
         raise ValueError("a proxy would bypass the address guard")
     kwargs.setdefault("trust_env", False)
+    kwargs.setdefault("verify", _verified_tls())
     transport = httpx.HTTPTransport(**kwargs)
     pool = transport._pool  # httpx builds the httpcore pool; we swap its network backend
     if not isinstance(pool, httpcore.ConnectionPool) or not hasattr(pool, "_network_backend"):
         raise RuntimeError("httpx/httpcore internals changed: cannot install the address guard")
     pool._network_backend = _GuardedBackend(allow_private)
     return transport
+
+
+@functools.cache
+def _verified_tls() -> ssl.SSLContext:
+    """One verifying TLS context per process: loading the CA bundle costs ~20 ms per client."""
+    return httpx.create_ssl_context()
 
 
 def unwrap_blocked(exc: BaseException) -> BlockedURLError | None:

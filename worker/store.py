@@ -51,12 +51,19 @@ def insert_ignore(
 
 def sync_feeds(session: Session, sources: Iterable[FeedSource], now: datetime) -> None:
     """Make a row for every configured feed; a changed URL in config resets its state."""
-    rows = {f.id: f for f in session.scalars(select(Feed))}
-    for source in sources:
-        row = rows.get(source.id)
-        if row is None:
-            session.add(Feed(id=source.id, url=source.url, config_url=source.url, next_poll_at=now))
-        elif row.config_url != source.url:
+    by_id = {source.id: source for source in sources}
+    insert_ignore(
+        session,
+        Feed.__table__,
+        [
+            {"id": s.id, "url": s.url, "config_url": s.url, "next_poll_at": now}
+            for s in by_id.values()
+        ],
+        ["id"],
+    )  # concurrent polls of a new feed both get here: the insert must not fail either
+    for row in session.scalars(select(Feed).where(Feed.id.in_(list(by_id)))):
+        source = by_id[row.id]
+        if row.config_url != source.url:
             row.url = row.config_url = source.url
             row.etag = row.last_modified = row.body_hash = row.disabled_reason = None
             row.error_count, row.next_poll_at = 0, now
@@ -253,31 +260,34 @@ def batch_digests(session: Session, now: datetime) -> list[str]:
     for status, reason in (("digest", "digest"), ("held", "rate-limit")):
         due = (Delivery.status == status) & (Delivery.next_attempt_at <= now)
         for channel_id in session.scalars(select(Delivery.channel_id).where(due).distinct()):
-            digest_id = new_delivery_id()
-            mine = due & (Delivery.channel_id == channel_id)
+            digest = _digest_row(new_delivery_id(), channel_id, reason, now)
+            session.add(digest)
+            session.flush()  # the row the deliveries' foreign key points at comes first
             joined = session.execute(
-                update(Delivery).where(mine).values(status="batched", digest_id=digest_id)
+                update(Delivery)
+                .where(due & (Delivery.channel_id == channel_id))
+                .values(status="batched", digest_id=digest.id)
             )
-            if joined.rowcount:
-                session.add(_digest_row(session, digest_id, channel_id, reason, now))
-                made.append(digest_id)
+            if not joined.rowcount:  # another sweep took them
+                session.delete(digest)
+                continue
+            digest.window_start, last = session.execute(
+                select(func.min(Delivery.created_at), func.max(Delivery.next_attempt_at)).where(
+                    Delivery.digest_id == digest.id
+                )
+            ).one()
+            digest.window_end = min(last, now)
+            made.append(digest.id)
     return made
 
 
-def _digest_row(
-    session: Session, digest_id: str, channel_id: str, reason: str, now: datetime
-) -> DigestRow:
-    first, last = session.execute(
-        select(func.min(Delivery.created_at), func.max(Delivery.next_attempt_at)).where(
-            Delivery.digest_id == digest_id
-        )
-    ).one()
+def _digest_row(digest_id: str, channel_id: str, reason: str, now: datetime) -> DigestRow:
     return DigestRow(
         id=digest_id,
         channel_id=channel_id,
         reason=reason,
-        window_start=first,
-        window_end=min(last, now),
+        window_start=now,
+        window_end=now,
         status="pending",
         attempts=0,
         next_attempt_at=now,
@@ -350,10 +360,10 @@ def channel_disabled(session: Session, channel_id: str) -> str | None:
 
 
 def _channel_state(session: Session, channel_id: str) -> ChannelState:
+    """The channel's row, created without a race: two first deliveries may record at once."""
+    insert_ignore(session, ChannelState.__table__, [{"id": channel_id, "error_count": 0}], ["id"])
     state = session.get(ChannelState, channel_id)
-    if state is None:
-        state = ChannelState(id=channel_id, error_count=0)
-        session.add(state)
+    assert state is not None
     return state
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -50,6 +51,6 @@ def test_two_beats_poll_each_feed_once_per_interval(
             for b in beats:
                 b.stop()
         times = feeds.times["/wire.xml"]
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert min(gaps) >= 3 * 0.9, gaps  # never two polls within one interval
         assert all("beat: Starting" in b.log() for b in beats)

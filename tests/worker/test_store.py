@@ -14,7 +14,7 @@ from feeds.sources import FeedSource
 from feeds.types import FeedItem
 from worker import store
 from worker.db import make_engine, session_factory
-from worker.models import Delivery, Feed, Item, MatchRow
+from worker.models import ChannelState, Delivery, DigestRow, Feed, Item, MatchRow
 from worker.planning import Plan
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -159,7 +159,7 @@ def test_concurrent_inserts_of_one_item_yield_one_row_and_one_match(db_url: str,
 
 def test_prune_drops_old_unalerted_items_and_keeps_alerted_ones(sessions) -> None:
     with sessions.begin() as s:
-        [(old_id, _), (alerted_id, _)] = store.insert_new_items(
+        [(_old_id, _), (alerted_id, _)] = store.insert_new_items(
             s, "f1", [item("old"), item("alerted")], NOW - timedelta(days=40)
         )
         [(fresh_id, _)] = store.insert_new_items(s, "f1", [item("fresh")], NOW)
@@ -168,3 +168,61 @@ def test_prune_drops_old_unalerted_items_and_keeps_alerted_ones(sessions) -> Non
         assert store.prune(s, NOW, timedelta(days=30), timedelta(days=4)) == 1
     with sessions() as s:
         assert set(s.scalars(sa.select(Item.id))) == {alerted_id, fresh_id}
+
+
+def test_batch_digests_puts_each_due_delivery_in_exactly_one_digest(sessions) -> None:
+    window_end = NOW + timedelta(minutes=1)
+    with sessions.begin() as s:
+        items = store.insert_new_items(s, "f1", [item("a"), item("b"), item("c")], NOW)
+        for n, (item_id, _) in enumerate(items):
+            match_id = store.insert_match(s, item_id, f"item:{item_id}", "high", a_match(), NOW)
+            later = window_end + timedelta(hours=1) if n == 2 else window_end
+            store.insert_deliveries(s, match_id, {"mail": Plan("digest", later)}, NOW)
+    with sessions.begin() as s:
+        assert store.batch_digests(s, NOW) == []  # nothing due before the window ends
+    with sessions.begin() as s:
+        [digest_id] = store.batch_digests(s, window_end)
+    with sessions.begin() as s:
+        assert store.batch_digests(s, window_end) == []  # a second sweep finds nothing
+        rows = s.scalars(sa.select(Delivery).order_by(Delivery.created_at)).all()
+        assert [r.digest_id for r in rows].count(digest_id) == 2
+        assert sorted(r.status for r in rows) == ["batched", "batched", "digest"]
+        digest = s.get(DigestRow, digest_id)
+        assert digest.window_start == NOW and digest.window_end == window_end
+
+
+def test_first_records_of_a_new_channel_from_two_workers_both_commit(engine) -> None:
+    """Two deliveries of a channel that never sent before record their outcome at once."""
+    delivery_ids = [_delivery_on(engine, guid) for guid in ("a", "b")]
+    factory = session_factory(engine)
+    loaded = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def record(delivery_id: str) -> None:
+        try:
+            with factory.begin() as session:
+                delivery = session.get(Delivery, delivery_id)
+                assert session.get(ChannelState, "mail") is None
+                loaded.wait(10)  # both saw no channel_state row
+                store.record_delivery_sent(session, delivery, NOW)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=record, args=(d,)) for d in delivery_ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    with factory() as s:
+        assert {d.status for d in s.scalars(sa.select(Delivery))} == {"sent"}
+        assert s.get(ChannelState, "mail").last_success_at == NOW
+
+
+def _delivery_on(engine: sa.Engine, guid: str) -> str:
+    with session_factory(engine).begin() as s:
+        store.sync_feeds(s, [FeedSource(id="f1", url="http://127.0.0.1/feed")], NOW)
+        [(item_id, _)] = store.insert_new_items(s, "f1", [item(guid)], NOW)
+        match_id = store.insert_match(s, item_id, f"item:{item_id}", "high", a_match(), NOW)
+        [delivery_id] = store.insert_deliveries(s, match_id, {"mail": Plan("pending", NOW)}, NOW)
+    return delivery_id
