@@ -135,10 +135,17 @@ class RateLimit(BaseModel):
             raise ValueError("rate_limit period must be at least 1s")
         return per
 
-    def window(self, now: datetime) -> tuple[datetime, datetime]:
-        """Epoch-aligned, so every worker counts against the same window."""
-        start = EPOCH + (_aware(now) - EPOCH) // self.per * self.per
-        return start, start + self.per
+    def allows(self, recent: int) -> bool:
+        """``recent``: alerts sent or being sent on the channel in the last ``per``."""
+        return recent < self.count
+
+    def since(self, now: datetime) -> datetime:
+        """A sliding window: a burst that straddles a clock boundary is still one burst."""
+        return _aware(now) - self.per
+
+    def release_at(self, now: datetime, burst_release: datetime | None) -> datetime:
+        """Held alerts of one burst share one release time, so they go out as one message."""
+        return burst_release if burst_release is not None else _aware(now) + self.per
 
 
 @dataclass(frozen=True)

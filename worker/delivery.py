@@ -108,11 +108,17 @@ def _over_rate_limit(
     """Past the limit, the rest of the burst waits for the window's end and goes out grouped."""
     if channel is None or channel.rate_limit is None:
         return None
-    start, end = channel.rate_limit.window(now)
-    if store.sent_in_window(session, delivery.channel_id, start, end) < channel.rate_limit.count:
+    limit = channel.rate_limit
+    store.lock_channel(session, delivery.channel_id)  # one worker at a time counts the window
+    if limit.allows(store.sent_since(session, delivery, limit.since(now))):
         return None
-    note = f"rate limit {channel.rate_limit.count}/{channel.rate_limit.per}: grouped at window end"
-    store.hold_for_rate_limit(session, delivery, end, note)
+    until = limit.release_at(now, store.held_release(session, delivery.channel_id))
+    store.hold_for_rate_limit(
+        session,
+        delivery,
+        until,
+        f"rate limit {limit.count} per {limit.per}: sent grouped with the burst",
+    )
     return DeliveryOutcome(delivery.id, "held")
 
 

@@ -246,11 +246,31 @@ def hold_for_rate_limit(session: Session, delivery: Delivery, until: datetime, n
     delivery.last_error = note
 
 
-def sent_in_window(session: Session, channel_id: str, start: datetime, end: datetime) -> int:
-    window = (Delivery.sent_at >= start) & (Delivery.sent_at < end)
+def sent_since(session: Session, delivery: Delivery, since: datetime) -> int:
+    """Alerts the channel sent alone since ``since``, plus those being sent right now
+    (claimed by another worker, not yet recorded)."""
+    recent = or_(Delivery.sent_at >= since, Delivery.status == "sending")
     query = select(func.count()).select_from(Delivery)
-    query = query.where(Delivery.channel_id == channel_id, window, Delivery.digest_id.is_(None))
+    query = query.where(
+        Delivery.channel_id == delivery.channel_id,
+        Delivery.id != delivery.id,
+        Delivery.digest_id.is_(None),
+        recent,
+    )
     return session.scalar(query) or 0
+
+
+def held_release(session: Session, channel_id: str) -> datetime | None:
+    """When the channel's current burst of held alerts goes out, if one is waiting."""
+    held = (Delivery.channel_id == channel_id) & (Delivery.status == "held")
+    return session.scalar(select(func.min(Delivery.next_attempt_at)).where(held))
+
+
+def lock_channel(session: Session, channel_id: str) -> None:
+    """Serialise per-channel decisions across workers (a row lock on PostgreSQL; SQLite
+    already serialises writing transactions)."""
+    insert_ignore(session, ChannelState.__table__, [{"id": channel_id, "error_count": 0}], ["id"])
+    session.execute(select(ChannelState.id).where(ChannelState.id == channel_id).with_for_update())
 
 
 def batch_digests(session: Session, now: datetime) -> list[str]:

@@ -108,9 +108,9 @@ def sweep() -> int:
     now = utcnow()
     lease, requeue = rt.delivery_lease, rt.requeue_after
     with rt.sessions.begin() as session:
-        store.batch_digests(session, now)
+        made = store.batch_digests(session, now)  # marked enqueued: sent right after commit
         ids = store.due_rows(session, Delivery, now, lease, requeue)
-        digests = store.due_rows(session, DigestRow, now, lease, requeue)
+        digests = made + store.due_rows(session, DigestRow, now, lease, requeue)
         metrics.set_outbox_backlog(store.outbox_backlog(session, now))
         metrics.set_feeds_in_error(store.feeds_in_error(session))
     for delivery_id in ids:

@@ -312,16 +312,15 @@ def test_critical_breaks_through_quiet_hours() -> None:
 # --- rate limit ------------------------------------------------------------------------------
 
 
-def test_rate_windows_align_to_the_epoch() -> None:
+def test_rate_limit_counts_a_sliding_window_and_one_release_per_burst() -> None:
     limit = RateLimit.model_validate("20/1m")
     now = utc(2024, 5, 1, 12, 0, 37, 500000)
-    assert limit.window(now) == (utc(2024, 5, 1, 12, 0), utc(2024, 5, 1, 12, 1))
-    assert limit.window(now.astimezone(TOKYO)) == limit.window(now)
-    assert limit.window(utc(2024, 5, 1, 12, 1)) == (utc(2024, 5, 1, 12, 1), utc(2024, 5, 1, 12, 2))
-    odd = RateLimit.model_validate("5/7s")
-    start, end = odd.window(now)
-    assert start.timestamp() % 7 == 0 and end - start == timedelta(seconds=7)
-    assert start <= now < end
+    assert limit.since(now) == utc(2024, 5, 1, 11, 59, 37, 500000)
+    assert limit.since(now.astimezone(TOKYO)) == limit.since(now)
+    assert limit.allows(19) and not limit.allows(20) and not limit.allows(21)
+    assert limit.release_at(now, None) == utc(2024, 5, 1, 12, 1, 37, 500000)
+    first_held = utc(2024, 5, 1, 12, 1, 2)
+    assert limit.release_at(now, first_held) == first_held
 
 
 # --- digests ---------------------------------------------------------------------------------
