@@ -1,6 +1,8 @@
 # Quick start: `make run` (the service on embedded defaults) and `make test` (the whole suite).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
+# Parallel test processes: the end-to-end tests mostly wait on real services, so 4 fit 2 cores.
+TEST_JOBS ?= 4
 BIN := $(VENV)/bin
 
 .PHONY: run test test-postgres lint format bench check clean
@@ -28,7 +30,11 @@ test: $(VENV)/.installed-test
 	scripts/ensure-ops-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -p no:cacheprovider -n $(TEST_JOBS) $(PYTEST_ARGS)
+
+# Only the database-backed tests, on PostgreSQL (`make test` runs them on both databases).
+test-postgres:
+	$(MAKE) test PYTEST_ARGS="-m postgres $(PYTEST_ARGS)"
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -26,7 +26,6 @@ class WatchList(BaseModel):
     channels: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()  # feed ids, or "tag:NAME"
     enabled: bool = True
-    notify_updates: bool = False
     # "digest" groups this watch-list's alerts on every channel into scheduled digests
     mode: Literal["immediate", "digest"] = "immediate"
     digest: DigestSpec | None = None

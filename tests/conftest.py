@@ -12,6 +12,7 @@ import redis
 import sqlalchemy as sa
 
 from tests.helpers.configdir import write_config
+from tests.helpers.processes import Service
 from worker.db import make_engine, upgrade
 
 PG_BASE = os.environ.get("WATCHFLOOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -24,6 +25,12 @@ def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never go through a proxy: everything they reach is on loopback."""
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftover_services() -> Iterator[None]:
+    yield
+    Service.stop_all()
 
 
 def sqlite_url(tmp_path: Path) -> str:
@@ -60,10 +67,19 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
     eng.dispose()
 
 
+def redis_db() -> int:
+    """One Redis database per xdist worker (1..11; 12-14 are fixed ones some tests use), so
+    parallel tests never share queues; outside xdist, one picked by pid."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        return 1 + int(worker.removeprefix("gw")) % 11
+    return 1 + (os.getpid() + int(uuid.uuid4().int % 7)) % 11
+
+
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """A Redis database of its own (1..15 picked by pid), flushed before and after."""
-    url = f"{REDIS_BASE}/{1 + (os.getpid() + int(uuid.uuid4().int % 7)) % 15}"
+    """A Redis database of its own, flushed before and after."""
+    url = f"{REDIS_BASE}/{redis_db()}"
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url

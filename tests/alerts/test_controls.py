@@ -216,7 +216,7 @@ def test_naive_datetimes_are_refused() -> None:
     naive = datetime(2024, 1, 1, 12)
     for call in (
         NIGHT.release_at,
-        RateLimit(count=1, per=timedelta(minutes=1)).window,
+        RateLimit(count=1, per=timedelta(minutes=1)).since,
         DigestSchedule.parse("hourly").window_end,
         DigestSchedule.parse("daily at 07:30").window_end,
     ):

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,6 +48,8 @@ def service_env(
 class Service:
     """A child process in its own process group, its output kept in a log file."""
 
+    started: ClassVar[list[Service]] = []  # stopped after each test (tests/conftest.py)
+
     def __init__(
         self, argv: Sequence[str], env: dict[str, str], log_path: Path, cwd: Path = REPO
     ) -> None:
@@ -61,6 +64,13 @@ class Service:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+        Service.started.append(self)
+
+    @classmethod
+    def stop_all(cls) -> None:
+        """A failed assertion must not leave a worker behind to steal the next test's tasks."""
+        while cls.started:
+            cls.started.pop().stop(timeout=5)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -82,7 +92,8 @@ class Service:
                 self.proc.wait(10)
         with contextlib.suppress(ProcessLookupError):  # leftovers of the group (pool children)
             os.killpg(self.proc.pid, signal.SIGKILL)
-        self._log.close()
+        if not self._log.closed:
+            self._log.close()
         return self.proc.returncode
 
     def __enter__(self) -> Service:
