@@ -135,7 +135,9 @@ class FarmServer:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = h11.Connection(h11.SERVER)
         try:
-            request = await _read_request(conn, reader)
+            request = await read_request(conn, reader)
+            if request is None:
+                return
             status, headers, body = self.answer(request)
             if request.target.startswith(b"/feeds/"):
                 await asyncio.sleep(self.latency)
@@ -143,7 +145,7 @@ class FarmServer:
             writer.write(conn.send(h11.Response(status_code=status, headers=headers)))
             writer.write(conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage()))
             await writer.drain()
-        except (ConnectionError, h11.ProtocolError, EOFError):
+        except (ConnectionError, h11.ProtocolError):
             pass  # a client that hung up or spoke nonsense: nothing to answer
         finally:
             writer.close()
@@ -175,7 +177,8 @@ class FarmServer:
         return 200, out, raw
 
 
-async def _read_request(conn: h11.Connection, reader: asyncio.StreamReader) -> h11.Request:
+async def read_request(conn: h11.Connection, reader: asyncio.StreamReader) -> h11.Request | None:
+    """The next whole request on a keep-alive connection (h11), or None once the peer closed."""
     request = None
     while True:
         event = conn.next_event()
@@ -186,7 +189,7 @@ async def _read_request(conn: h11.Connection, reader: asyncio.StreamReader) -> h
         elif isinstance(event, h11.EndOfMessage) and request is not None:
             return request
         elif isinstance(event, h11.ConnectionClosed):
-            raise EOFError
+            return None
 
 
 async def _serve(args: argparse.Namespace) -> None:

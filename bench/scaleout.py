@@ -30,6 +30,7 @@ import h11
 import httpx
 from celery import Celery
 
+from bench._loopback import read_request
 from tests.helpers.processes import Service, wait_until
 
 STALL_SECONDS = 90.0  # no new receipt for this long: the run failed, show the worker log
@@ -77,24 +78,10 @@ class Arrivals:
         return json.dumps({**stats, "cpu": time.process_time()}).encode()
 
 
-async def _next_request(conn: h11.Connection, reader: asyncio.StreamReader) -> h11.Request | None:
-    request = None
-    while True:
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
-            conn.receive_data(await reader.read(65536))  # b"" tells h11 the peer closed
-        elif isinstance(event, h11.Request):
-            request = event
-        elif isinstance(event, h11.EndOfMessage):
-            return request
-        elif isinstance(event, h11.ConnectionClosed):
-            return None
-
-
 async def _handle(state: Arrivals, reader: asyncio.StreamReader, writer: Any) -> None:
     conn = h11.Connection(h11.SERVER)
     try:
-        while (request := await _next_request(conn, reader)) is not None:
+        while (request := await read_request(conn, reader)) is not None:
             body = state.answer(request)
             headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
             writer.write(conn.send(h11.Response(status_code=200, headers=headers)))
