@@ -119,7 +119,8 @@ def email_subject(alert: Alert, *, prefix: str = "") -> str:
     watchlist = clean_line(alert.watchlist.title)
     title = clean_line(alert.item.title)
     head = f"{clean_line(prefix, 50)} " if prefix.strip() else ""
-    return clean_line(f"{head}[{severity}] {watchlist}: {title}", SUBJECT_MAX)
+    update = "Update: " if alert.update else ""
+    return clean_line(f"{head}[{severity}] {update}{watchlist}: {title}", SUBJECT_MAX)
 
 
 @lru_cache(maxsize=16)
@@ -150,6 +151,7 @@ def alert_context(alert: Alert) -> dict[str, object]:
         "terms": terms(alert),
         "also_reported_by": [clean_line(s, 200) for s in also_reported_by(alert)],
         "alert_id": clean_line(alert.alert_id, 100),
+        "update": clean_line(alert.update, 200) if alert.update else "",
     }
 
 
@@ -250,6 +252,8 @@ def webhook_payload(alert: Alert) -> dict:
     }
     if story := _story(alert):
         data["story"] = story
+    if alert.update:
+        data["update"] = alert.update
     return {"type": WEBHOOK_TYPE, "timestamp": iso_z(alert.created_at), "data": data}
 
 
@@ -284,7 +288,8 @@ def _slack_context(alert: Alert) -> str:
 def slack_payload(alert: Alert) -> dict:
     """An incoming-webhook body: blocks for the client, ``text`` for notifications."""
     severity = clean_line(alert.watchlist.severity, 20).upper()
-    heading = mrkdwn_escape(f"[{severity}] {clean_line(alert.watchlist.title)}")
+    update = "Update: " if alert.update else ""
+    heading = mrkdwn_escape(f"[{severity}] {update}{clean_line(alert.watchlist.title)}")
     blocks: list[dict[str, object]] = [
         {
             "type": "section",
@@ -315,6 +320,7 @@ def log_fields(alert: Alert) -> dict[str, str]:
         "title": clean_line(alert.item.title),
         "url": clean_line(alert.item.url, URL_MAX),
         "terms": ",".join(terms(alert)),
+        **({"update": clean_line(alert.update, 200)} if alert.update else {}),
     }
 
 

@@ -75,6 +75,7 @@ class Alert:
     snippet: str
     also_reported_by: tuple[str, ...] = field(default_factory=tuple)
     story: AlertStory | None = None
+    update: str | None = None  # why a story already alerted on is sent again; None: first alert
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,10 @@ class WatchList(BaseModel):
     channels: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()  # feed ids, or "tag:NAME"
     enabled: bool = True
+    # a short update alert when an alerted story gains an official source (a feed tagged
+    # "official") and, with update_at_sources, when it reaches that many sources
+    notify_updates: bool = False
+    update_at_sources: int | None = Field(default=None, ge=2)
     # "digest" groups this watch-list's alerts on every channel into scheduled digests
     mode: Literal["immediate", "digest"] = "immediate"
     digest: DigestSpec | None = None
@@ -34,6 +38,8 @@ class WatchList(BaseModel):
     def _digest_matches_mode(self) -> WatchList:
         if self.mode == "digest" and self.digest is None:
             raise ValueError("mode digest needs a schedule, e.g. digest: daily at 07:30 UTC")
+        if self.update_at_sources is not None and not self.notify_updates:
+            raise ValueError("update_at_sources needs notify_updates: true")
         return self
 
 

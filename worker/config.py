@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from alerts.channels import AnyChannelConfig
 from alerts.channels.base import ChannelConfig
 from alerts.match import Matcher, WatchListErrors, compile_matcher
+from alerts.updates import OFFICIAL_TAG
 from alerts.watchlists import WatchList, WatchListsFile
 from feeds.sources import FeedsFile, FeedSource
 from worker.yamlsource import ConfigIssue, YamlDocument, field_name, load_yaml
@@ -49,6 +50,10 @@ class Config:
 
     def feed(self, feed_id: str) -> FeedSource | None:
         return next((f for f in self.feeds if f.id == feed_id), None)
+
+    def is_official(self, feed_id: str) -> bool:
+        feed = self.feed(feed_id)
+        return feed is not None and OFFICIAL_TAG in feed.tags
 
     def watchlist(self, watchlist_id: str) -> WatchList | None:
         return next((w for w in self.watchlists if w.id == watchlist_id), None)

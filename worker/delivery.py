@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from alerts.channels.base import Channel, ChannelConfig, ChannelGoneError, DeliveryError
 from alerts.controls import RetryPolicy
 from alerts.types import Alert, AlertItem, AlertStory, AlertWatchlist, Digest, Hit
+from alerts.updates import update_text
 from worker import metrics, store
 from worker.config import Config
 from worker.models import Delivery, DigestRow, Item, MatchRow, Story, utcnow
@@ -57,7 +58,14 @@ def build_alert(config: Config, session: Session, delivery: Delivery) -> Alert:
         snippet=match.snippet,
         also_reported_by=tuple(s for s in sources if s != item.feed_id),
         story=AlertStory(story.id, story.first_seen, sources) if story else None,
+        update=_update(match.story_key, item.feed_id),
     )
+
+
+def _update(story_key: str, feed_id: str) -> str | None:
+    """``story:ID:UPDATE`` keys mark update alerts (see alerts/updates.py)."""
+    parts = story_key.split(":", 2)
+    return update_text(parts[2], feed_id) if len(parts) == 3 else None
 
 
 def retry_policy(rt: Runtime, channel: ChannelConfig | None) -> RetryPolicy:

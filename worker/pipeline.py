@@ -11,6 +11,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from alerts.types import Match
+from alerts.updates import story_updates
 from feeds.errors import IngestError
 from feeds.fetch import fetch
 from feeds.normalize import content_hash
@@ -195,19 +196,23 @@ def _match_item(
         watchlist = config.watchlist(match.watchlist_id)
         if watchlist is None:
             continue
-        match_id = store.insert_match(
-            session, item_id, f"story:{story_id}", watchlist.severity, match, now
-        )
-        if match_id is None:
-            continue
-        outcome.matches.append((match_id, match))
-        plans = {
-            channel_id: plan_delivery(
-                watchlist,
-                config.channels.get(channel_id),
-                find_silence(silences, watchlist.id, channel_id, now),
-                now,
-            )
-            for channel_id in watchlist.channels
-        }
-        outcome.delivery_ids += store.insert_deliveries(session, match_id, plans, now)
+        keys = [f"story:{story_id}"]
+        if watchlist.notify_updates and store.story_alerted(session, watchlist.id, keys[0]):
+            before = store.story_sources(session, story_id, except_item=item_id)
+            updates = story_updates(watchlist, source.id, before, config.is_official)
+            keys = [f"story:{story_id}:{update}" for update in updates]
+        for key in keys:
+            match_id = store.insert_match(session, item_id, key, watchlist.severity, match, now)
+            if match_id is None:
+                continue
+            outcome.matches.append((match_id, match))
+            plans = {
+                channel_id: plan_delivery(
+                    watchlist,
+                    config.channels.get(channel_id),
+                    find_silence(silences, watchlist.id, channel_id, now),
+                    now,
+                )
+                for channel_id in watchlist.channels
+            }
+            outcome.delivery_ids += store.insert_deliveries(session, match_id, plans, now)

@@ -434,17 +434,24 @@ def beat(session: Session, name: str, now: datetime) -> None:
         row.at = now
 
 
-def story_sources(session: Session, story_id: int | None) -> list[str]:
+def story_sources(
+    session: Session, story_id: int | None, except_item: int | None = None
+) -> list[str]:
     """Feed ids that carried the story, first reporter first."""
     if story_id is None:
         return []
-    rows = session.execute(
-        select(Item.feed_id, func.min(Item.fetched_at).label("first"))
-        .where(Item.story_id == story_id)
-        .group_by(Item.feed_id)
-        .order_by("first")
-    )
+    query = select(Item.feed_id, func.min(Item.fetched_at).label("first"))
+    query = query.where(Item.story_id == story_id, Item.id != (except_item or -1))
+    rows = session.execute(query.group_by(Item.feed_id).order_by("first"))
     return [feed_id for feed_id, _ in rows]
+
+
+def story_alerted(session: Session, watchlist_id: str, story_key: str) -> bool:
+    """Whether the watch-list already alerted on the story (before this item)."""
+    query = select(MatchRow.id).where(
+        MatchRow.watchlist_id == watchlist_id, MatchRow.story_key == story_key
+    )
+    return session.scalar(query.limit(1)) is not None
 
 
 def prune(session: Session, now: datetime, keep_items: timedelta, keep_bands: timedelta) -> int:

@@ -179,6 +179,7 @@ def _documented(payload: Any, schema: dict[str, Any], path: str = "") -> list[st
         make_alert(also_reported_by=("Reuters",)),
         make_alert(item=replace(make_alert().item, published_at=None)),
         make_alert(story=STORY),
+        make_alert(story=STORY, update="now reported by an official source (kcna)"),
     ],
 )
 def test_webhook_payload_matches_schema(alert: Any) -> None:
@@ -189,6 +190,19 @@ def test_webhook_payload_matches_schema(alert: Any) -> None:
     assert payload["type"] == "alert.created.v1"
     datetime.fromisoformat(payload["timestamp"])
     assert ("story" in payload["data"]) == bool(alert.also_reported_by or alert.story)
+    assert payload["data"].get("update") == alert.update
+
+
+def test_an_update_alert_says_so_everywhere_and_escapes_it() -> None:
+    alert = make_alert(update="now reported by an official source (<b>kcna</b>)")
+    assert email_subject(alert).startswith("[HIGH] Update: Missile tests: ")
+    text, html = parts(render(alert))
+    assert "UPDATE:     now reported by an official source (<b>kcna</b>)" in text
+    assert "(&lt;b&gt;kcna&lt;/b&gt;)" in html and "<b>kcna" not in html
+    assert "Update: " in slack_payload(alert)["blocks"][0]["text"]["text"]
+    assert "update=" in log_line(alert)
+    first = make_alert()
+    assert "Update" not in email_subject(first) and "UPDATE" not in parts(render(first))[0]
 
 
 def test_schema_rejects_a_wrong_payload() -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -43,13 +45,23 @@ COPIES = {
 }
 
 
-@pytest.fixture
-def setup(tmp_path: Path, engine: sa.Engine, db_url: str) -> Iterator[tuple]:
+@contextmanager
+def story_stack(
+    tmp_path: Path, db_url: str, official: tuple[str, ...] = (), **watchlist_extra: Any
+) -> Iterator[tuple]:
+    """The three feeds (those in ``official`` tagged so), a webhook and an email channel."""
     with FeedServer() as feeds, WebhookReceiver() as hook, SMTPServer() as smtp:
-        watchlist = {**WATCHLIST, "channels": ["hook", "mail"]}
+        watchlist = {**WATCHLIST, "channels": ["hook", "mail"], **watchlist_extra}
         config_dir = write_config(
             tmp_path / "config",
-            feeds=[{"id": name, "url": feeds.url(name)} for name in COPIES],
+            feeds=[
+                {
+                    "id": name,
+                    "url": feeds.url(name),
+                    "tags": ["official"] if name in official else [],
+                }
+                for name in COPIES
+            ],
             watchlists={"watchlists": [watchlist]},
             channels=[
                 {"id": "hook", "type": "webhook", "url": hook.url, "secret": SECRET},
@@ -68,6 +80,12 @@ def setup(tmp_path: Path, engine: sa.Engine, db_url: str) -> Iterator[tuple]:
         rt = build_runtime(settings)
         yield rt, feeds, hook, smtp
         rt.engine.dispose()
+
+
+@pytest.fixture
+def setup(tmp_path: Path, engine: sa.Engine, db_url: str) -> Iterator[tuple]:
+    with story_stack(tmp_path, db_url) as stack:
+        yield stack
 
 
 def test_same_story_in_three_feeds_gives_one_alert_listing_three_sources(setup) -> None:
@@ -111,3 +129,29 @@ def test_a_different_story_on_the_same_topic_alerts_again(setup) -> None:
     )
     first, second = pipeline.poll_feed(rt, "yonhap"), pipeline.poll_feed(rt, "reuters")
     assert len(first.matches) == 1 and len(second.matches) == 1
+
+
+def test_notify_updates_sends_one_short_update_per_official_source_and_source_count(
+    tmp_path: Path, engine: sa.Engine, db_url: str
+) -> None:
+    extra = {"notify_updates": True, "update_at_sources": 3}
+    with story_stack(tmp_path, db_url, official=("reuters",), **extra) as stack:
+        rt, feeds, hook, smtp = stack
+        for i, (name, (title, summary)) in enumerate(COPIES.items()):
+            feeds.publish(name, FeedEntry(f"{name}-{i}", title, summary))
+        per_feed = [pipeline.poll_feed(rt, name) for name in COPIES]
+        assert [len(o.matches) for o in per_feed] == [1, 1, 1]  # the alert, then two updates
+        again = [pipeline.poll_feed(rt, name) for name in COPIES]
+        assert [len(o.matches) for o in again] == [0, 0, 0]
+        for outcome in per_feed:
+            assert {deliver(rt, d).status for d in outcome.delivery_ids} == {"sent"}
+        data = [json.loads(r.body)["data"] for r in hook.requests]
+        assert [d.get("update") for d in data] == [
+            None,
+            "now reported by an official source (reuters)",
+            "now reported by 3 sources",
+        ]
+        assert len({d["story"]["id"] for d in data}) == 1
+        assert data[-1]["story"]["sources"] == list(COPIES)
+        subjects = [m.parsed()["Subject"] for m in smtp.messages]
+        assert ["Update: " in s for s in subjects] == [False, True, True]
