@@ -113,7 +113,8 @@ def _channel(rt: Runtime, channel_id: str, disabled: str | None) -> Channel:
 def _over_rate_limit(
     session: Session, channel: ChannelConfig | None, delivery: Delivery, now: datetime
 ) -> DeliveryOutcome | None:
-    """Past the limit, the rest of the burst waits for the window's end and goes out grouped."""
+    """Past the limit, the rest of the burst is held until one release time and goes out
+    grouped (the sweep batches it)."""
     if channel is None or channel.rate_limit is None:
         return None
     limit = channel.rate_limit

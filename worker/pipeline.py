@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from alerts.types import Match
 from alerts.updates import story_updates
+from alerts.watchlists import WatchList
 from feeds.errors import IngestError
 from feeds.fetch import fetch
 from feeds.normalize import content_hash
@@ -187,7 +188,7 @@ def _match_item(
     outcome: PollOutcome,
 ) -> None:
     """Record each watch-list that fires, once per story, with one delivery per channel."""
-    item_id, story_id = ids
+    item_id = ids[0]
     matches = config.matcher.match(
         item.title, item.summary, feed_id=source.id, feed_tags=source.tags
     )
@@ -196,12 +197,7 @@ def _match_item(
         watchlist = config.watchlist(match.watchlist_id)
         if watchlist is None:
             continue
-        keys = [f"story:{story_id}"]
-        if watchlist.notify_updates and store.story_alerted(session, watchlist.id, keys[0]):
-            before = store.story_sources(session, story_id, except_item=item_id)
-            updates = story_updates(watchlist, source.id, before, config.is_official)
-            keys = [f"story:{story_id}:{update}" for update in updates]
-        for key in keys:
+        for key in _alert_keys(session, config, watchlist, source.id, ids):
             match_id = store.insert_match(session, item_id, key, watchlist.severity, match, now)
             if match_id is None:
                 continue
@@ -216,3 +212,16 @@ def _match_item(
                 for channel_id in watchlist.channels
             }
             outcome.delivery_ids += store.insert_deliveries(session, match_id, plans, now)
+
+
+def _alert_keys(
+    session: Session, config: Config, watchlist: WatchList, feed_id: str, ids: tuple[int, int]
+) -> list[str]:
+    """The story's key; once the story has alerted, the keys of the updates this item
+    triggers (none unless the watch-list has ``notify_updates``)."""
+    item_id, story_id = ids
+    key = f"story:{story_id}"
+    if not watchlist.notify_updates or not store.story_alerted(session, watchlist.id, key):
+        return [key]
+    before = store.story_sources(session, story_id, except_item=item_id)
+    return [f"{key}:{u}" for u in story_updates(watchlist, feed_id, before, config.is_official)]

@@ -269,7 +269,7 @@ def held_release(session: Session, channel_id: str) -> datetime | None:
 def lock_channel(session: Session, channel_id: str) -> None:
     """Serialise per-channel decisions across workers (a row lock on PostgreSQL; SQLite
     already serialises writing transactions)."""
-    insert_ignore(session, ChannelState.__table__, [{"id": channel_id, "error_count": 0}], ["id"])
+    _ensure_channel_row(session, channel_id)
     session.execute(select(ChannelState.id).where(ChannelState.id == channel_id).with_for_update())
 
 
@@ -379,9 +379,13 @@ def channel_disabled(session: Session, channel_id: str) -> str | None:
     return state.disabled_reason if state else None
 
 
+def _ensure_channel_row(session: Session, channel_id: str) -> None:
+    insert_ignore(session, ChannelState.__table__, [{"id": channel_id, "error_count": 0}], ["id"])
+
+
 def _channel_state(session: Session, channel_id: str) -> ChannelState:
     """The channel's row, created without a race: two first deliveries may record at once."""
-    insert_ignore(session, ChannelState.__table__, [{"id": channel_id, "error_count": 0}], ["id"])
+    _ensure_channel_row(session, channel_id)
     state = session.get(ChannelState, channel_id)
     assert state is not None
     return state
