@@ -18,9 +18,10 @@ import yaml
 from tests.conftest import REPO
 from tests.helpers.configdir import write_config
 from tests.helpers.feedserver import FeedEntry, FeedServer
-from tests.helpers.http import WebhookReceiver
-from tests.worker.guarantees import SECRET
+from tests.helpers.http import Reply, WebhookReceiver
+from tests.worker.guarantees import SECRET, WATCHLIST
 from worker import pipeline
+from worker.delivery import FAILING_AFTER, deliver
 from worker.models import Delivery, Feed, Item, MatchRow
 from worker.runtime import Runtime, build_runtime
 from worker.settings import load_settings
@@ -121,6 +122,34 @@ def test_feed_failing_past_threshold_alerts_the_ops_channel_once(
         data = json.loads(ops.requests[0].body)["data"]
         assert data["item"]["title"].startswith("feed wire is failing")
         assert "404" in data["item"]["summary"]
+
+
+def test_channel_failing_alerts_the_ops_channel_at_the_threshold_not_every_time(
+    rt: Runtime, server: FeedServer
+) -> None:
+    with WebhookReceiver() as hook, WebhookReceiver() as ops:
+        hook.default = Reply(500)
+        channels = [
+            {"id": "hook", "type": "webhook", "url": hook.url, "secret": SECRET},
+            {"id": "ops", "type": "webhook", "url": ops.url, "secret": SECRET},
+        ]
+        config = rt.settings.config_dir
+        (config / "channels.yaml").write_text(
+            yaml.safe_dump({"ops_channel": "ops", "channels": channels})
+        )
+        watchlist = {**WATCHLIST, "channels": ["hook"]}
+        (config / "watchlists.yaml").write_text(yaml.safe_dump({"watchlists": [watchlist]}))
+        server.publish("wire", FeedEntry("g1", HIT))
+        [delivery_id] = pipeline.poll_feed(rt, "wire").delivery_ids
+        later = datetime.now(UTC)
+        for attempt in range(1, FAILING_AFTER + 2):
+            later += timedelta(days=1)  # past any retry delay
+            assert deliver(rt, delivery_id, now=later).status == "failed"
+            assert len(ops.requests) == (attempt >= FAILING_AFTER)
+        assert len(hook.requests) == FAILING_AFTER + 1
+        data = json.loads(ops.requests[0].body)["data"]
+        assert data["item"]["title"] == f"channel hook is failing: {FAILING_AFTER} errors in a row"
+        assert "500" in data["item"]["summary"]
 
 
 def test_feeds_command_shows_health(rt: Runtime, server: FeedServer) -> None:
