@@ -187,41 +187,38 @@ def _match_item(
     now: datetime,
     outcome: PollOutcome,
 ) -> None:
-    """Record each watch-list that fires, once per story, with one delivery per channel."""
-    item_id = ids[0]
+    """Record each watch-list that fires, once per story, with one delivery per channel;
+    on a story already alerted, the updates it triggers (watch-list ``notify_updates``)."""
+    item_id, story_id = ids
     matches = config.matcher.match(
         item.title, item.summary, feed_id=source.id, feed_tags=source.tags
     )
     silences = store.active_silences(session, now) if matches else []
+
+    def record(watchlist: WatchList, key: str, match: Match) -> bool:
+        match_id = store.insert_match(session, item_id, key, watchlist.severity, match, now)
+        if match_id is None:  # the unique (watch-list, key): already alerted
+            return False
+        outcome.matches.append((match_id, match))
+        plans = {
+            channel_id: plan_delivery(
+                watchlist,
+                config.channels.get(channel_id),
+                find_silence(silences, watchlist.id, channel_id, now),
+                now,
+            )
+            for channel_id in watchlist.channels
+        }
+        outcome.delivery_ids += store.insert_deliveries(session, match_id, plans, now)
+        return True
+
     for match in matches:
         watchlist = config.watchlist(match.watchlist_id)
         if watchlist is None:
             continue
-        for key in _alert_keys(session, config, watchlist, source.id, ids):
-            match_id = store.insert_match(session, item_id, key, watchlist.severity, match, now)
-            if match_id is None:
-                continue
-            outcome.matches.append((match_id, match))
-            plans = {
-                channel_id: plan_delivery(
-                    watchlist,
-                    config.channels.get(channel_id),
-                    find_silence(silences, watchlist.id, channel_id, now),
-                    now,
-                )
-                for channel_id in watchlist.channels
-            }
-            outcome.delivery_ids += store.insert_deliveries(session, match_id, plans, now)
-
-
-def _alert_keys(
-    session: Session, config: Config, watchlist: WatchList, feed_id: str, ids: tuple[int, int]
-) -> list[str]:
-    """The story's key; once the story has alerted, the keys of the updates this item
-    triggers (none unless the watch-list has ``notify_updates``)."""
-    item_id, story_id = ids
-    key = f"story:{story_id}"
-    if not watchlist.notify_updates or not store.story_alerted(session, watchlist.id, key):
-        return [key]
-    before = store.story_sources(session, story_id, except_item=item_id)
-    return [f"{key}:{u}" for u in story_updates(watchlist, feed_id, before, config.is_official)]
+        key = f"story:{story_id}"
+        if record(watchlist, key, match) or not watchlist.notify_updates:
+            continue
+        before = store.story_sources(session, story_id, except_item=item_id)
+        for change in story_updates(watchlist, source.id, before, config.is_official):
+            record(watchlist, f"{key}:{change}", match)

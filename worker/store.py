@@ -52,15 +52,14 @@ def insert_ignore(
 def sync_feeds(session: Session, sources: Iterable[FeedSource], now: datetime) -> None:
     """Make a row for every configured feed; a changed URL in config resets its state."""
     by_id = {source.id: source for source in sources}
-    insert_ignore(
-        session,
-        Feed.__table__,
-        [
-            {"id": s.id, "url": s.url, "config_url": s.url, "next_poll_at": now}
-            for s in by_id.values()
-        ],
-        ["id"],
-    )  # concurrent polls of a new feed both get here: the insert must not fail either
+    known = set(session.scalars(select(Feed.id).where(Feed.id.in_(list(by_id)))))
+    new_rows = [
+        {"id": s.id, "url": s.url, "config_url": s.url, "next_poll_at": now}
+        for s in by_id.values()
+        if s.id not in known
+    ]
+    # two polls of a new feed may both get here: the insert must not fail
+    insert_ignore(session, Feed.__table__, new_rows, ["id"])
     for row in session.scalars(select(Feed).where(Feed.id.in_(list(by_id)))):
         source = by_id[row.id]
         if row.config_url != source.url:
@@ -445,17 +444,11 @@ def story_sources(
     if story_id is None:
         return []
     query = select(Item.feed_id, func.min(Item.fetched_at).label("first"))
-    query = query.where(Item.story_id == story_id, Item.id != (except_item or -1))
+    query = query.where(Item.story_id == story_id)
+    if except_item is not None:
+        query = query.where(Item.id != except_item)
     rows = session.execute(query.group_by(Item.feed_id).order_by("first"))
     return [feed_id for feed_id, _ in rows]
-
-
-def story_alerted(session: Session, watchlist_id: str, story_key: str) -> bool:
-    """Whether the watch-list already alerted on the story (before this item)."""
-    query = select(MatchRow.id).where(
-        MatchRow.watchlist_id == watchlist_id, MatchRow.story_key == story_key
-    )
-    return session.scalar(query.limit(1)) is not None
 
 
 def prune(session: Session, now: datetime, keep_items: timedelta, keep_bands: timedelta) -> int:
