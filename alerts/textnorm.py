@@ -8,17 +8,20 @@ space. So ``Kim Jong-un's`` folds to ``kim jong un s`` and matches ``Kim Jong Un
 
 Items arrive by the thousand, so the common case must run at C speed: text made only
 of characters whose fold is one character equal to ``str.lower`` (or a common
-punctuation mark) takes the fast path, which keeps positions one-to-one. Anything
-else (accents, ligatures, decomposed marks, odd spaces) takes a per-character path
-that records an offset map, so spans always index the original text.
+punctuation mark) takes the fast path, which keeps positions one-to-one. Which text
+that is, a byte verdict on the lowered UTF-8 says for ASCII, Cyrillic and Hangul at the
+cost of one ``bytes.translate``; text with other characters gets the exact check
+(NFKC and a class of every character whose folds differ). Anything else (accents,
+ligatures, decomposed marks, odd spaces) takes a per-character path that records an
+offset map, so spans always index the original text.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 from functools import cache, lru_cache
+from typing import NamedTuple
 
 _WS_MARK = "\n"  # stands for folded whitespace until runs are collapsed
 _DELETE = frozenset("\u00ad\u034f\u200b\u200c\u200d\u2060\ufeff")  # soft hyphen, zero-widths
@@ -30,12 +33,31 @@ _MARK_DROP_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC")
 _FOLD_BYTES = bytes(  # ASCII: letters lowered, the rest of non-alphanumerics a space
     c if c >= 128 else ord(chr(c).lower()) if chr(c).isalnum() else 32 for c in range(256)
 )
-_WS_BYTES = bytes(32 if c < 128 and chr(c).isspace() else 120 for c in range(256))
+# What each byte of lowered UTF-8 says about the fast path: "." fine; " " a space; "w"
+# other whitespace; "?" a lead byte of U+A000-U+AFFF or U+D000-U+DFFF, fine if Hangul;
+# "!" a lead byte outside ASCII, U+0400-U+047F (Cyrillic) and U+B000-U+CFFF (Hangul),
+# which sends the text to the exact check. tests/alerts/test_textnorm.py proves that
+# every char the verdict lets through folds the same on both paths.
+_VERDICT = bytes(
+    ord(
+        " "
+        if c == 32
+        else "w"
+        if c < 128 and chr(c).isspace()
+        else "."
+        if c < 0xC0 or c in (0xD0, 0xD1, 0xEB, 0xEC)
+        else "?"
+        if c in (0xEA, 0xED)
+        else "!"
+    )
+    for c in range(256)
+)
+_EA_NOT_HANGUL = re.compile(rb"\xea[\x80-\xaf]")  # U+A000-U+ABFF
+_ED_NOT_HANGUL = re.compile(rb"\xed[\x9e-\xbf]")  # U+D780-U+DFFF, rare Hangul included
 _WS_RUN = re.compile(r"\s{2,}")
 
 
-@dataclass(frozen=True, slots=True)
-class Folded:
+class Folded(NamedTuple):  # a tuple: cheaper to build than a frozen dataclass
     """Canonical text as UTF-8 (what the automaton reads), mapped back to the original."""
 
     data: bytes
@@ -46,9 +68,9 @@ class Folded:
     def text(self) -> str:
         return self.data.decode()
 
-    def char_index(self, offset: int) -> int:
-        """Folded char index of a byte offset in ``data`` (at a char boundary)."""
-        return offset if self.data.isascii() else len(self.data[:offset].decode())
+    @property
+    def ascii(self) -> bool:
+        return self.data.isascii()
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Original ``[start, end)`` for the folded char span ``[start, end)`` (``end > start``)."""
@@ -61,12 +83,14 @@ def fold(text: str) -> Folded:
     """Fold ``text`` for matching; see the module docstring for the rules."""
     if "\xa0" in text:
         text = text.replace("\xa0", " ")
-    if not text.isascii() and (
-        not unicodedata.is_normalized("NFKC", text) or _slow_chars().search(text)
-    ):
+    data = _lowered(text)
+    verdict = data.translate(_VERDICT)
+    unsure = b"!" in verdict or (b"?" in verdict and _maybe_not_hangul(data))
+    if unsure and (not unicodedata.is_normalized("NFKC", text) or _slow_chars().search(text)):
         return _fold_slow(text)
-    folded = _fold_fast(text)
-    return _fold_collapsed(text) if folded is None else Folded(folded)
+    if (b"w" in verdict or b"  " in verdict) and _WS_RUN.search(text):
+        return _fold_collapsed(text)
+    return Folded(data.translate(_FOLD_BYTES))
 
 
 @lru_cache(maxsize=65536)  # alias members are folded once per watch-list that uses them
@@ -96,21 +120,33 @@ def snippet(text: str, start: int, end: int, width: int = 200) -> str:
     return ("…" if lo > 0 else "") + body + ("…" if hi < len(text) else "")
 
 
-def _fold_fast(text: str) -> bytes | None:
-    """One-to-one fold of fast-path text, or None if it has runs of whitespace."""
+def _lowered(text: str) -> bytes:
+    """UTF-8 of ``text`` lowered, yo as plain ye and common punctuation as NUL (no space).
+
+    A fold only where :func:`fold` has checked that the text may take the fast path. Each
+    replacement is one char for one char, so char positions stay those of ``text``. Lone
+    surrogates (feed text has none; CLI input may) become ``?``.
+    """
     if text.isascii():
-        data = text.encode("ascii")
-    else:
-        text = text.lower()
-        if "ё" in text:
-            text = text.replace("ё", "е")
-        for mark in _COMMON_PUNCT:  # str.replace is C speed; "\0" is no space for _WS_BYTES
-            if mark in text:
-                text = text.replace(mark, "\0")
-        data = text.encode()
-    if b"  " in data.translate(_WS_BYTES):
-        return None
-    return data.translate(_FOLD_BYTES)
+        return text.encode("ascii")
+    text = text.lower()
+    if "ё" in text:
+        text = text.replace("ё", "е")
+    for mark in _COMMON_PUNCT:  # str "in" and replace are C speed, faster than on bytes
+        if mark in text:
+            text = text.replace(mark, "\0")
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return text.encode(errors="replace")
+
+
+def _maybe_not_hangul(data: bytes) -> bool:
+    """Whether UTF-8 ``data`` may hold a char of U+A000-U+ABFF or U+D780-U+DFFF.
+
+    Two regexes, each with a literal first byte, are several times faster than one.
+    """
+    return bool(_EA_NOT_HANGUL.search(data) or _ED_NOT_HANGUL.search(data))
 
 
 def _fold_collapsed(text: str) -> Folded:
@@ -121,9 +157,7 @@ def _fold_collapsed(text: str) -> Folded:
     for lo, hi in reversed(runs):
         ends[lo] = hi
         del starts[lo + 1 : hi], ends[lo + 1 : hi]
-    folded = _fold_fast(_WS_RUN.sub(" ", text))
-    assert folded is not None  # no runs are left
-    return Folded(folded, starts, ends)
+    return Folded(_lowered(_WS_RUN.sub(" ", text)).translate(_FOLD_BYTES), starts, ends)
 
 
 def _fold_slow(text: str) -> Folded:
@@ -139,7 +173,8 @@ def _fold_slow(text: str) -> Folded:
             out.append(char)
             starts.append(lo)
             ends.append(hi)
-    return Folded("".join(out).replace(_WS_MARK, " ").encode(), starts, ends)
+    folded = "".join(out).replace(_WS_MARK, " ")
+    return Folded(folded.encode(errors="replace"), starts, ends)
 
 
 def _clusters(text: str) -> list[tuple[int, int]]:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alerts import textnorm
 from alerts.textnorm import _fold_slow, fold, fold_term, is_hangul, snippet
 
 
@@ -41,6 +42,8 @@ from alerts.textnorm import _fold_slow, fold, fold_term, is_hangul, snippet
         ("North \n\t Korea", "north korea"),  # whitespace runs collapse
         ("U.S.-South Korea", "u s  south korea"),  # punctuation is a space each
         ("Ἀθῆναι", "αθηναι"),  # Greek accents stripped
+        ("북한 ꟹ ꙁ", "북한 oe ꙁ"),  # U+A000-U+ABFF share a UTF-8 lead byte with Hangul
+        ("a\ud800b 북한", "a b 북한"),  # a lone surrogate (CLI input may hold one)
     ],
 )
 def test_fold_rules(text: str, folded: str) -> None:
@@ -133,3 +136,22 @@ def test_snippet_at_start_extends_right() -> None:
 
 def test_snippet_collapses_whitespace() -> None:
     assert snippet("a\n\n  missile\tb", 5, 12) == "a missile b"
+
+
+def test_every_char_the_fast_path_takes_folds_as_the_full_fold() -> None:
+    """The byte verdict lets a char through only where both paths agree, one char to one."""
+    passed: set[int] = set()
+    for code in range(0x10FFFF + 1):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        char = chr(code)
+        data = textnorm._lowered(char)
+        verdict = data.translate(textnorm._VERDICT)
+        if b"!" in verdict or (b"?" in verdict and textnorm._maybe_not_hangul(data)):
+            continue
+        passed.add(code)
+        fast = data.translate(textnorm._FOLD_BYTES).decode()
+        assert len(fast) == 1, hex(code)
+        assert fast == _fold_slow(char).text, hex(code)
+    common = [*range(0x80), *range(0x400, 0x480), *range(0xAC00, 0xD780)]  # Hangul but 36
+    assert passed.issuperset(common)
