@@ -84,6 +84,23 @@ def test_prints_one_line_per_match(
     ]
 
 
+def test_text_is_cleaned_as_feed_text_so_hostile_input_cannot_break_the_output(
+    config_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    title = "North\tKorea \ud800fires\x1b[31m  missiles"  # lone surrogate, escape, tab
+    items = write_items(tmp_path, json.dumps({"id": "s", "title": title, "summary": ""}))
+    status, rows, err = run(["--config-dir", str(config_dir), items], capsys)
+    assert (status, err) == (0, "")
+    assert rows == [
+        {
+            "id": "s",
+            "watchlist": "missiles",
+            "terms": ["North Korea", "missiles"],
+            "snippet": "North Korea fires[31m missiles",
+        }
+    ]
+
+
 def test_bad_lines_are_reported_and_skipped(
     config_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

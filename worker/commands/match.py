@@ -4,7 +4,10 @@
 
 Reads JSON lines ``{"id", "title", "summary"}`` (other keys are allowed; ``feed_id`` and
 ``feed_tags`` are honoured for watch-lists restricted by ``sources``) and prints one JSON
-line per match: ``{"id", "watchlist", "terms", "snippet"}``. ``--watchlist`` tries one
+line per match: ``{"id", "watchlist", "terms", "snippet"}``. Title and summary are
+cleaned as the parser cleans a plain-text feed item (control characters and lone
+surrogates dropped, whitespace collapsed), so what matches here matches in the pipeline.
+``--watchlist`` tries one
 watch-list, even a disabled one, so a draft can be tested before it goes live. A bad input
 line is reported on stderr with its line number and skipped; the exit status is then 1.
 A config that does not load gives exit status 2.
@@ -26,6 +29,8 @@ from pydantic import ValidationError
 
 from alerts.match import Matcher, WatchListErrors, compile_matcher
 from alerts.watchlists import WatchListsFile
+from feeds.normalize import SUMMARY_LIMIT, TITLE_LIMIT
+from feeds.text import clean_text
 
 
 class _UsageError(Exception):
@@ -90,9 +95,9 @@ def _match_lines(matcher: Matcher, lines: Iterable[str], out: IO[str]) -> int:
             print(f"error: line {number}: {item}", file=sys.stderr)
             status = 1
             continue
-        matches = matcher.match(
-            item.get("title", ""),
-            item.get("summary", ""),
+        matches = matcher.match(  # cleaned as the parser cleans a plain-text feed item
+            clean_text(item.get("title", ""), html=False, limit=TITLE_LIMIT),
+            clean_text(item.get("summary", ""), html=False, limit=SUMMARY_LIMIT),
             feed_id=item.get("feed_id"),
             feed_tags=item.get("feed_tags") or (),
         )
