@@ -136,16 +136,19 @@ def sentence(rng: random.Random, pools: dict[str, list[str]]) -> str:
 
 
 def make_item(
-    rng: random.Random, pools: dict[str, list[str]], plant: Spec | None
+    rng: random.Random,
+    pools: dict[str, list[str]],
+    plant: Spec | None,
+    chars: int = ITEM_CHARS,
 ) -> tuple[str, str]:
     title = sentence(rng, pools)[:90]
     parts: list[str] = []
     if plant is not None:
         words = [surface(plant.any_of[0], rng), *["said"] * 3, surface(plant.all_of[0], rng)]
         parts.append(" ".join(words) + ".")
-    while sum(len(p) + 1 for p in parts) < ITEM_CHARS - len(title):
+    while sum(len(p) + 1 for p in parts) < chars - len(title):
         parts.insert(rng.randint(0, len(parts)), sentence(rng, pools))
-    return title, " ".join(parts)[: ITEM_CHARS - len(title)]
+    return title, " ".join(parts)[: chars - len(title)]
 
 
 def baseline(specs: Sequence[Spec]) -> Callable[[str, str], int]:
@@ -210,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pools = {script: entity_pool(rng, script, args.pool) for script in SYLLABLES}
     all_terms = make_terms(rng, pools, max(args.terms))
     print(
-        f"{args.items} items of ~{ITEM_CHARS} chars (en/ko/ru), {TERMS_PER_LIST} terms per "
+        f"{args.items} items of ~{args.item_chars} chars (en/ko/ru), {TERMS_PER_LIST} terms per "
         f"watch-list, Python {sys.version.split()[0]}, engine best of 3 passes"
     )
     header = (
@@ -224,7 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         specs = make_specs(all_terms[:count], random.Random(args.seed + count))
         plants, texts = random.Random(args.seed), random.Random(args.seed + 1)
         items = [  # the same prose at every size; only the planted matches differ
-            make_item(texts, pools, plants.choice(specs) if plants.random() < 0.05 else None)
+            make_item(
+                texts,
+                pools,
+                plants.choice(specs) if plants.random() < 0.05 else None,
+                args.item_chars,
+            )
             for _ in range(args.items)
         ]
         matcher = compile_matcher([s.watchlist for s in specs], {})
@@ -237,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{count:>7} {len(specs):>6} {engine_rates[count]:>10,.0f} {base:>11,.0f} "
             f"{ratio:>6.0f}x {hits:>13.3f}"
         )
+    size = sum(len(f"{t}{s}".encode()) for t, s in items) / len(items)
+    print(f"items average {size:,.0f} bytes of UTF-8")
     low, high = min(args.terms), max(args.terms)
     slowdown = engine_rates[low] / engine_rates[high]
     print(f"slowdown from {low} to {high} terms: {slowdown:.2f}x")
@@ -267,6 +277,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="items for the baseline (default: fewer as terms grow, 20000/terms, at least 10)",
     )
     p.add_argument("--pool", type=int, default=20000, help="made-up entities per script")
+    p.add_argument(
+        "--item-chars",
+        type=int,
+        default=ITEM_CHARS,
+        help=f"characters per item, title included (default {ITEM_CHARS}: about 2.8 KB of UTF-8)",
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     args = p.parse_args(argv)
