@@ -33,25 +33,27 @@ _MARK_DROP_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC")
 _FOLD_BYTES = bytes(  # ASCII: letters lowered, the rest of non-alphanumerics a space
     c if c >= 128 else ord(chr(c).lower()) if chr(c).isalnum() else 32 for c in range(256)
 )
-# What each byte of lowered UTF-8 says about the fast path: "." fine; " " a space; "w"
-# other whitespace; "?" a lead byte of U+A000-U+AFFF or U+D000-U+DFFF, fine if Hangul;
-# "!" a lead byte outside ASCII, U+0400-U+047F (Cyrillic) and U+B000-U+CFFF (Hangul),
-# which sends the text to the exact check. tests/alerts/test_textnorm.py proves that
-# every char the verdict lets through folds the same on both paths.
-_VERDICT = bytes(
-    ord(
-        " "
-        if c == 32
-        else "w"
-        if c < 128 and chr(c).isspace()
-        else "."
-        if c < 0xC0 or c in (0xD0, 0xD1, 0xEB, 0xEC)
-        else "?"
-        if c in (0xEA, 0xED)
-        else "!"
-    )
-    for c in range(256)
-)
+
+
+def _verdict_of(byte: int) -> int:
+    """What a byte of lowered UTF-8 says about the fast path.
+
+    "." fine; " " a space; "w" other whitespace; "?" a lead byte of U+A000-U+AFFF or
+    U+D000-U+DFFF, fine if Hangul; "!" a lead byte outside ASCII, U+0400-U+047F
+    (Cyrillic) and U+B000-U+CFFF (Hangul), which sends the text to the exact check.
+    tests/alerts/test_textnorm.py proves that every char the verdict lets through folds
+    the same on both paths.
+    """
+    if byte == 32:
+        return ord(" ")
+    if byte < 128 and chr(byte).isspace():
+        return ord("w")
+    if byte < 0xC0 or byte in (0xD0, 0xD1, 0xEB, 0xEC):  # ASCII, continuation, safe leads
+        return ord(".")
+    return ord("?") if byte in (0xEA, 0xED) else ord("!")
+
+
+_VERDICT = bytes(_verdict_of(byte) for byte in range(256))
 _EA_NOT_HANGUL = re.compile(rb"\xea[\x80-\xaf]")  # U+A000-U+ABFF
 _ED_NOT_HANGUL = re.compile(rb"\xed[\x9e-\xbf]")  # U+D780-U+DFFF, rare Hangul included
 _WS_RUN = re.compile(r"\s{2,}")
