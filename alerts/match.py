@@ -107,7 +107,7 @@ class _Text:
     folded: Folded
     padded: bytes  # b" " + folded.data + b" ", so boundaries at the ends are spaces too
     _marks: bytes | None = None
-    _mark: tuple[int, int] = (0, 0)  # a byte offset of folded.data and its char index
+    _decoded: tuple[int, int] = (0, 0)  # a byte offset of folded.data and its char index
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """The original char span of the padded byte span ``[start, end)``."""
@@ -120,11 +120,11 @@ class _Text:
         """
         if self.folded.ascii:
             return offset
-        at, index = self._mark
+        at, index = self._decoded
         if offset < at:
             at, index = 0, 0
         index += len(self.folded.data[at:offset].decode())
-        self._mark = (offset, index)
+        self._decoded = (offset, index)
         return index
 
     def words(self, start: int, end: int) -> tuple[int, int]:
@@ -389,10 +389,11 @@ def _term_evaluator(term: Term, fields: frozenset[str]) -> _Evaluator:
         found = item.found.get(key)
         if found is None:
             return None
-        if every_field:
-            result = [(name, start + 1, end - trim) for name, start, end in found]
-        else:
-            result = [(name, start + 1, end - trim) for name, start, end in found if name in fields]
+        result = [
+            (name, start + 1, end - trim)
+            for name, start, end in found
+            if every_field or name in fields
+        ]
         if wildcard:  # the hit covers the whole word, e.g. "missiles"
             texts = item.texts
             result = [(name, s, texts[name].padded.find(b" ", e)) for name, s, e in result]
