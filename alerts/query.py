@@ -32,6 +32,9 @@ from alerts.textnorm import fold_term, is_hangul
 
 FIELDS = ("title", "summary")
 MAX_NEAR = 200
+# Levels of parentheses, NOT, field scopes and chained NEARs: no real query comes close, and
+# every pass over the tree (parse, presearch, evaluation) recurses once per level.
+MAX_DEPTH = 32
 MIN_PREFIX = 2
 _TOKEN = re.compile(
     r"""(?P<ws>\s+)|(?P<lp>\()|(?P<rp>\))|(?P<quote>"[^"]*"?)
@@ -245,6 +248,18 @@ class _Parser:
         self._tokens = tokens
         self._pos = 0
         self._aliases = aliases
+        self._depth = 0
+
+    def _nest(self, token: _Token) -> None:
+        """One level deeper, refused past ``MAX_DEPTH`` (each ``_nest`` pairs with a
+        ``self._depth -= 1`` when the nested part is parsed)."""
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise QueryError(
+                f"query nested too deeply: at most {MAX_DEPTH} levels of parentheses, "
+                "NOT, field scopes and NEAR",
+                token.column,
+            )
 
     def parse(self) -> Node:
         node = self._or()
@@ -276,13 +291,17 @@ class _Parser:
     def _unary(self, after: _Token | None) -> Node:
         if self._peek().kind == "NOT":
             token = self._next()
-            return Not(self._unary(token), token.column)
+            self._nest(token)
+            child = self._unary(token)
+            self._depth -= 1
+            return Not(child, token.column)
         return self._near(after)
 
     def _near(self, after: _Token | None) -> Node:
-        left = self._primary(after)
+        left, depth = self._primary(after), self._depth
         while self._peek().kind == "NEAR":
             op = self._next()
+            self._nest(op)  # a chain of NEARs is a tree one level deeper per NEAR
             right = self._primary(op)
             if op.value > MAX_NEAR:
                 raise QueryError(f"NEAR distance must be at most {MAX_NEAR}", op.column)
@@ -292,6 +311,7 @@ class _Parser:
                     op.column,
                 )
             left = Near(left, right, op.value, op.column)
+        self._depth = depth
         return left
 
     def _primary(self, after: _Token | None) -> Node:
@@ -325,13 +345,17 @@ class _Parser:
             raise QueryError("empty parentheses", open_.column)
         if self._peek().kind == "end":
             raise QueryError("unbalanced parenthesis: '(' is never closed", open_.column)
+        self._nest(open_)
         node = self._or()
         if self._next().kind != "rp":
             raise QueryError("unbalanced parenthesis: '(' is never closed", open_.column)
+        self._depth -= 1
         return node
 
     def _field(self, token: _Token) -> Node:
+        self._nest(token)
         child = self._primary(token)
+        self._depth -= 1
         if _has_field(child):
             raise QueryError("a field scope cannot contain another field scope", token.column)
         return Field(token.text.rstrip(":"), child, token.column)

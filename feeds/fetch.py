@@ -250,18 +250,19 @@ def _read_body(response: httpx.Response, limits: FetchLimits, deadline: float) -
         inflate, chunks = _Inflater(""), iter([response.content])
     declared = response.headers.get("content-length", "")
     if inflate.identity and declared.isdigit() and int(declared) > limits.max_bytes:
-        raise _too_large(limits)
+        raise too_large(limits)
     body = bytearray()
     for chunk in chunks or response.iter_raw():
         body += inflate(chunk, limits.max_bytes + 1 - len(body))
         if len(body) > limits.max_bytes:
-            raise _too_large(limits)
+            raise too_large(limits)
         if time.monotonic() > deadline:
             raise FetchError(f"timed out after {limits.timeout:g}s (total deadline)")
     return bytes(body)
 
 
-def _too_large(limits: FetchLimits) -> FetchError:
+def too_large(limits: FetchLimits) -> FetchError:
+    """The one error for a body over the cap, fetched or read from a file (``parse FILE``)."""
     return FetchError(f"body larger than the {limits.max_bytes:,}-byte cap")
 
 

@@ -41,3 +41,13 @@ def test_no_runtime_state_or_virtualenv_is_tracked() -> None:
         ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout.splitlines()
     assert not [p for p in tracked if p.startswith(("var/", ".venv/")) or p == ".env"]
+
+
+def test_the_quick_start_says_how_to_call_the_installed_command() -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    assert ".venv/bin/watchfloor" in section and "source .venv/bin/activate" in section
+    command = REPO / ".venv" / "bin" / "watchfloor"
+    if command.exists():  # the venv that `make run` / `make test` create
+        done = subprocess.run([str(command), "--version"], capture_output=True, text=True)
+        assert done.returncode == 0 and done.stdout.startswith("watchfloor ")

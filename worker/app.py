@@ -45,7 +45,11 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_default_routing_key="poll",
         task_routes={
             "watchfloor.deliver": {"queue": "deliver", "routing_key": "deliver"},
+            "watchfloor.deliver_digest": {"queue": "deliver", "routing_key": "deliver"},
             "watchfloor.sweep": {"queue": "deliver", "routing_key": "deliver"},
+            "watchfloor.poll_due_feeds": {"queue": "poll", "routing_key": "poll"},
+            "watchfloor.poll_feed": {"queue": "poll", "routing_key": "poll"},
+            "watchfloor.prune": {"queue": "poll", "routing_key": "poll"},
         },
         beat_schedule=beat_schedule(settings),
         beat_schedule_filename=str(settings.var_dir / "celerybeat-schedule"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -29,8 +30,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from worker.db import upgrade
-    from worker.runtime import runtime
+    from worker.db import make_engine, upgrade
 
     settings = load_settings()
     try:
@@ -40,10 +40,17 @@ def _run(args: argparse.Namespace) -> int:
             print(issue, file=sys.stderr)
         return 1
     if args.migrate:
-        upgrade(runtime().engine)
+        # An engine of its own, closed before Celery forks beat and the pool: a SQLite
+        # connection carried across fork makes the child's first query a "disk I/O error".
+        engine = make_engine(settings.database_url)
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
     from worker.app import app
 
-    argv = ["worker", "--beat", "-Q", "poll,deliver", f"--loglevel={args.loglevel}"]
+    loglevel = args.loglevel or os.environ.get("WATCHFLOOR_LOG_LEVEL", "INFO")
+    argv = ["worker", "--beat", "-Q", "poll,deliver", f"--loglevel={loglevel}"]
     argv += [f"--concurrency={args.concurrency}", "--hostname", f"watchfloor@{args.hostname}"]
     app.worker_main(argv)
     return 0
@@ -70,29 +77,84 @@ def _poll(args: argparse.Namespace) -> int:
             row = {"feed": feed_id, "match": match_id, "watchlist": match.watchlist_id}
             print(json.dumps({**row, "terms": match.terms, "snippet": match.snippet}))
         print(json.dumps({"feed": feed_id, "status": outcome.status, "error": outcome.error}))
+        status = 1 if outcome.status == "error" else status
         for delivery_id in outcome.delivery_ids if args.deliver else ():
             print(json.dumps({"delivery": delivery_id, "status": deliver(rt, delivery_id).status}))
     return status
 
 
 def _db(args: argparse.Namespace) -> int:
-    from worker.db import current_revision, head_revision, upgrade
+    from worker.db import current_revision, head_revision, make_engine, upgrade
+
+    engine = make_engine(load_settings().database_url)
+    try:
+        if args.action == "upgrade":
+            upgrade(engine)
+        print(f"schema at {current_revision(engine) or 'nothing'} (head {head_revision()})")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _prepare_database() -> None:
+    """Commands that read or write the store run on a schema at head (see prepare_schema)."""
+    from worker.db import prepare_schema
     from worker.runtime import runtime
 
-    engine = runtime().engine
-    if args.action == "upgrade":
-        upgrade(engine)
-    print(f"schema at {current_revision(engine)} (head {head_revision()})")
-    return 0
+    rt = runtime()
+    prepare_schema(rt.engine, rt.settings.embedded_database)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the command; a database that is down or behind is one line, not a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from worker.commands.health import short_error
+    from worker.db import SchemaOutOfDate
+
+    try:
+        if getattr(args, "needs_database", False):
+            _prepare_database()
+        return int(args.func(args) or 0)
+    except SchemaOutOfDate as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except SQLAlchemyError as exc:
+        url = load_settings().database_url
+        print(f"error: database {_safe_url(url)}: {short_error(exc)}", file=sys.stderr)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        print(f"{len(exc.issues)} error(s) in the config: run 'watchfloor check'", file=sys.stderr)
+    return 1
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is shown by its scheme only
+        return url.split(":", 1)[0]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="watchfloor", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"watchfloor {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("run", help="run worker and beat in one process")
-    p.add_argument("--concurrency", type=int, default=2)
-    p.add_argument("--loglevel", default="INFO")
-    p.add_argument("--hostname", default="%h")
+    p.add_argument(
+        "--concurrency", type=int, default=2, help="worker processes for tasks (default 2)"
+    )
+    p.add_argument(
+        "--loglevel",
+        default=None,
+        help="DEBUG, INFO, WARNING or ERROR (default $WATCHFLOOR_LOG_LEVEL or INFO)",
+    )
+    p.add_argument(
+        "--hostname",
+        default="%h",
+        help="this worker's name in Celery, as watchfloor@NAME (default: the host name)",
+    )
     p.add_argument(
         "--no-migrate",
         dest="migrate",
@@ -101,14 +163,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_run)
     p = sub.add_parser("check", help="validate the config directory")
-    p.add_argument("--config-dir", default=None)
+    p.add_argument("--config-dir", default=None, help="default: $WATCHFLOOR_CONFIG_DIR or ./config")
     p.set_defaults(func=_check)
     p = sub.add_parser("poll", help="poll feeds now and print new items and matches")
-    p.add_argument("feed_ids", nargs="*", metavar="FEED_ID")
+    p.add_argument(
+        "feed_ids", nargs="*", metavar="FEED_ID", help="feeds to poll (default: every enabled one)"
+    )
     p.add_argument("--deliver", action="store_true", help="also send the new alerts now")
-    p.set_defaults(func=_poll)
+    p.set_defaults(func=_poll, needs_database=True)
     p = sub.add_parser("db", help="database schema")
-    p.add_argument("action", choices=["upgrade", "current"])
+    p.add_argument(
+        "action",
+        choices=["upgrade", "current"],
+        help="upgrade: apply migrations; current: show the schema revision",
+    )
     p.set_defaults(func=_db)
     for module in pkgutil.iter_modules(commands.__path__):
         importlib.import_module(f"worker.commands.{module.name}").register(sub)
@@ -118,9 +186,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from worker.logs import configure_logging
 
-    configure_logging()
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    # A one-shot command prints its answer; its log says only what went wrong (warnings),
+    # unless WATCHFLOOR_LOG_LEVEL asks for more. `run` is a service: INFO by default.
+    default = "INFO" if args.command == "run" else "WARNING"
+    configure_logging(os.environ.get("WATCHFLOOR_LOG_LEVEL", default))
+    return _dispatch(args)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("watchfloor")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
 
 
 if __name__ == "__main__":

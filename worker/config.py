@@ -17,6 +17,7 @@ from alerts.match import Matcher, WatchListErrors, compile_matcher
 from alerts.updates import OFFICIAL_TAG
 from alerts.watchlists import WatchList, WatchListsFile
 from feeds.sources import FeedsFile, FeedSource
+from worker.config_errors import admin_message, did_you_mean
 from worker.yamlsource import ConfigIssue, YamlDocument, field_name, load_yaml
 
 log = structlog.get_logger(__name__)
@@ -84,38 +85,105 @@ def _validate(doc: YamlDocument, model: type[M], issues: list[ConfigIssue]) -> M
     try:
         return model.model_validate(doc.data)
     except ValidationError as exc:
+        schema = model.model_json_schema()
         for err in exc.errors(include_url=False):
             loc = tuple(err["loc"])
-            issues.append(ConfigIssue(doc.file, doc.line_of(loc), doc.field_of(loc), err["msg"]))
+            if err["type"] == "union_tag_invalid":  # the problem is the tag's value
+                loc += (str((err.get("ctx") or {}).get("discriminator", "type")).strip("'"),)
+            if doc.reported(loc):
+                continue
+            problem = admin_message(err, schema)
+            issues.append(ConfigIssue(doc.file, doc.line_of(loc), doc.field_of(loc), problem))
         return None
 
 
-def _unique(doc: YamlDocument, key: str, ids: list[str], issues: list[ConfigIssue]) -> None:
+def _entries(doc: YamlDocument, key: str) -> list[Any]:
+    """The list ``key`` as written (possibly invalid), so that checks across entries (unique
+    ids, references, queries) run even when some entry fails validation."""
+    entries = doc.data.get(key) if isinstance(doc.data, dict) else None
+    return entries if isinstance(entries, list) else []
+
+
+def _raw_ids(doc: YamlDocument, key: str) -> list[str | None]:
+    return [e.get("id") if isinstance(e, dict) else None for e in _entries(doc, key)]
+
+
+def _valid(doc: YamlDocument, key: str, model: type[M]) -> list[tuple[int, M]]:
+    """Entries of ``key`` that validate on their own, with their index in the file."""
+    out = []
+    for i, entry in enumerate(_entries(doc, key)):
+        try:
+            out.append((i, model.model_validate(entry)))
+        except ValidationError:
+            continue  # reported with the whole file
+    return out
+
+
+def _unique(doc: YamlDocument, key: str, ids: list[str | None], issues: list[ConfigIssue]) -> None:
     seen: set[str] = set()
     for i, ident in enumerate(ids):
+        if not isinstance(ident, str):
+            continue
         if ident in seen:
             line = doc.line_of((key, i, "id"))
             issues.append(ConfigIssue(doc.file, line, f"{key}[{i}].id", f"duplicate id {ident!r}"))
         seen.add(ident)
 
 
-def _check_references(
-    doc: YamlDocument, wl: WatchListsFile, channels: set[str], issues: list[ConfigIssue]
-) -> None:
-    for i, watchlist in enumerate(wl.watchlists):
-        for j, channel in enumerate(watchlist.channels):
-            if channel not in channels:
+def _check_references(doc: YamlDocument, channels: set[str], issues: list[ConfigIssue]) -> None:
+    for i, entry in enumerate(_entries(doc, "watchlists")):
+        named = entry.get("channels") if isinstance(entry, dict) else None
+        for j, channel in enumerate(named if isinstance(named, list) else ()):
+            if isinstance(channel, str) and channel not in channels:
                 where = ("watchlists", i, "channels", j)
-                problem = f"unknown channel id {channel!r} (channels.yaml has: "
-                problem += ", ".join(sorted(channels)) + ")"
+                problem = f"unknown channel id {channel!r}{did_you_mean(channel, sorted(channels))}"
+                problem += " (channels.yaml has: " + ", ".join(sorted(channels)) + ")"
                 issues.append(ConfigIssue(doc.file, doc.line_of(where), field_name(where), problem))
 
 
-def _compile(doc: YamlDocument, wl: WatchListsFile, issues: list[ConfigIssue]) -> Matcher | None:
+def _queries_as_written(doc: YamlDocument) -> list[tuple[int, WatchList]]:
+    """Each entry as a watch-list to compile; one that fails validation (a missing title,
+    say) still has its query and exclude checked, as a disabled stand-in."""
+    valid = dict(_valid(doc, "watchlists", WatchList))
+    out = []
+    for i, entry in enumerate(_entries(doc, "watchlists")):
+        if i in valid:
+            out.append((i, valid[i]))
+            continue
+        fields = entry if isinstance(entry, dict) else {}
+        query, exclude = fields.get("query"), fields.get("exclude")
+        if isinstance(query, str) and query and (exclude is None or isinstance(exclude, str)):
+            ident = fields.get("id") if isinstance(fields.get("id"), str) else f"#{i}"
+            stand_in = WatchList.model_construct(
+                id=ident, query=query, exclude=exclude, enabled=False, sources=()
+            )
+            out.append((i, stand_in))
+    return out
+
+
+def _aliases(doc: YamlDocument) -> dict[str, tuple[str, ...]]:
+    """The aliases that validate, so queries are checked even when another alias is bad."""
+    raw = doc.data.get("aliases") if isinstance(doc.data, dict) else None
+    out: dict[str, tuple[str, ...]] = {}
+    for name, members in (raw or {}).items() if isinstance(raw, dict) else ():
+        try:
+            out |= WatchListsFile.model_validate({"aliases": {name: members}}).aliases
+        except ValidationError:
+            continue  # reported with the whole file
+    return out
+
+
+def _compile(
+    doc: YamlDocument, wl: WatchListsFile | None, issues: list[ConfigIssue]
+) -> Matcher | None:
+    """The matcher, or None with every query problem reported; with an invalid file, the
+    watch-lists that validate on their own are still compiled, to report their queries."""
+    entries = list(enumerate(wl.watchlists)) if wl else _queries_as_written(doc)
+    aliases = wl.aliases if wl else _aliases(doc)
     try:
-        return compile_matcher(wl.watchlists, wl.aliases)
+        matcher = compile_matcher([w for _, w in entries], aliases)
     except WatchListErrors as group:
-        index = {w.id: i for i, w in enumerate(wl.watchlists)}
+        index = {w.id: i for i, w in entries}
         for err in group.errors:
             if err.message == "duplicate watch-list id":
                 continue  # reported by _unique, with the line of the second id
@@ -123,12 +191,25 @@ def _compile(doc: YamlDocument, wl: WatchListsFile, issues: list[ConfigIssue]) -
             problem = f"{err.message} (column {err.column})"
             issues.append(ConfigIssue(doc.file, doc.line_of(where), field_name(where), problem))
         return None
+    return matcher if wl else None
 
 
 def _channel_ids(doc: YamlDocument) -> set[str]:
     """Ids as written, so references are checked even when a channel entry is invalid."""
-    entries = doc.data.get("channels") if isinstance(doc.data, dict) else None
-    return {e["id"] for e in entries or () if isinstance(e, dict) and isinstance(e.get("id"), str)}
+    return {i for i in _raw_ids(doc, "channels") if isinstance(i, str)}
+
+
+def _check_ops_channel(doc: YamlDocument, issues: list[ConfigIssue]) -> None:
+    ops = doc.data.get("ops_channel") if isinstance(doc.data, dict) else None
+    channels = sorted(_channel_ids(doc))
+    if isinstance(ops, str) and ops not in channels:
+        problem = f"unknown channel id {ops!r}{did_you_mean(ops, channels)}"
+        issues.append(ConfigIssue(doc.file, doc.line_of(("ops_channel",)), "ops_channel", problem))
+
+
+def _in_file_order(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    order = {name: i for i, name in enumerate(FILES)}
+    return sorted(issues, key=lambda i: (order.get(Path(i.file).name, len(FILES)), i.line))
 
 
 def signature(config_dir: Path) -> tuple[Any, ...]:
@@ -152,22 +233,14 @@ def load_config(config_dir: Path | str) -> Config:
     feeds = _validate(feeds_doc, FeedsFile, issues)
     wl = _validate(wl_doc, WatchListsFile, issues)
     channels = _validate(ch_doc, ChannelsFile, issues)
-    if feeds:
-        _unique(feeds_doc, "feeds", [f.id for f in feeds.feeds], issues)
-    if channels:
-        _unique(ch_doc, "channels", [c.id for c in channels.channels], issues)
-        if channels.ops_channel and channels.ops_channel not in {c.id for c in channels.channels}:
-            problem = f"unknown channel id {channels.ops_channel!r}"
-            issues.append(
-                ConfigIssue(ch_doc.file, ch_doc.line_of(("ops_channel",)), "ops_channel", problem)
-            )
-    matcher = None
-    if wl:
-        _unique(wl_doc, "watchlists", [w.id for w in wl.watchlists], issues)
-        _check_references(wl_doc, wl, _channel_ids(ch_doc), issues)
-        matcher = _compile(wl_doc, wl, issues)
+    for doc, key in ((feeds_doc, "feeds"), (wl_doc, "watchlists"), (ch_doc, "channels")):
+        _unique(doc, key, _raw_ids(doc, key), issues)
+    _check_ops_channel(ch_doc, issues)
+    if ch_doc.data is not None or not ch_doc.issues:  # not when channels.yaml is unreadable
+        _check_references(wl_doc, _channel_ids(ch_doc), issues)
+    matcher = _compile(wl_doc, wl, issues)
     if issues or not (feeds and wl and channels and matcher):
-        raise ConfigError(issues)
+        raise ConfigError(_in_file_order(issues))
     return Config(
         feeds=feeds.feeds,
         watchlists=wl.watchlists,
@@ -177,6 +250,19 @@ def load_config(config_dir: Path | str) -> Config:
         ops_channel=channels.ops_channel,
         signature=sig,
     )
+
+
+def load_watchlists(config_dir: Path | str) -> WatchListsFile:
+    """``watchlists.yaml`` alone, for trying watch-lists without the rest (``watchfloor
+    match``): every problem ``load_config`` finds in it but references to channels."""
+    issues: list[ConfigIssue] = []
+    doc = _read(Path(config_dir), "watchlists.yaml", issues)
+    wl = _validate(doc, WatchListsFile, issues)
+    _unique(doc, "watchlists", _raw_ids(doc, "watchlists"), issues)
+    _compile(doc, wl, issues)
+    if issues or wl is None:
+        raise ConfigError(issues)
+    return wl
 
 
 class ConfigCache:
@@ -202,12 +288,13 @@ class ConfigCache:
             self._current = self._loader(self.config_dir)
             self._failed_signature = None
             log.info("config loaded", summary=self._current.summary())
-        except ConfigError as exc:
+        except Exception as exc:  # any failure to load, not only a reported one, keeps the old
             if self._current is None:
                 raise
             self._failed_signature = sig
+            errors = [str(i) for i in exc.issues] if isinstance(exc, ConfigError) else []
             log.error(
                 "config invalid; keeping the last good one",
-                errors=[str(i) for i in exc.issues],
+                errors=errors or [f"{type(exc).__name__}: {exc}"[:500]],
             )
         return self._current

@@ -67,6 +67,16 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def prepare_schema(engine: Engine, embedded: bool) -> None:
+    """Before a command uses the database: the embedded SQLite file is brought to head (as
+    ``watchfloor run`` does), an external database must already be there (its operator runs
+    migrations once per release, before the workers)."""
+    if embedded:
+        upgrade(engine)
+    else:
+        require_current_schema(engine)
+
+
 def require_current_schema(engine: Engine) -> None:
     """Refuse to run on a schema that migrations have not brought to head."""
     current, head = current_revision(engine), head_revision()

@@ -8,6 +8,24 @@ import sys
 
 import structlog
 
+# Celery's per-task lines ("Task ... received", "... succeeded in 0.01s: {...}") and beat's
+# "Sending due task" come several times a second: at INFO they would bury the alerts and
+# feed errors an operator reads the log for. They show with WATCHFLOOR_LOG_LEVEL=DEBUG.
+CHATTY_LOGGERS = ("celery.app.trace", "celery.worker.strategy", "celery.beat")
+_CHATTY_PREFIXES = ("Task ", "Scheduler: Sending due task")
+
+
+class _TaskChatterFilter(logging.Filter):
+    """Drop Celery's INFO chatter unless the log level is DEBUG; keep its warnings and
+    errors (a failed task is logged by ``celery.app.trace`` at ERROR)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not record.name.startswith(CHATTY_LOGGERS):
+            return True
+        if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
+            return True
+        return not str(record.msg).startswith(_CHATTY_PREFIXES)
+
 
 def configure_logging(level: str | None = None) -> None:
     level_name = (level or os.environ.get("WATCHFLOOR_LOG_LEVEL", "INFO")).upper()
@@ -37,6 +55,7 @@ def configure_logging(level: str | None = None) -> None:
             foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
         )
     )
+    handler.addFilter(_TaskChatterFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level_name)

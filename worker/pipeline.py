@@ -91,7 +91,7 @@ def _unchanged(rt: Runtime, source: FeedSource, result: FetchResult, now: dateti
         _remember_validators(feed, result)
         store.record_feed_success(session, feed, now, _next_poll(source, now, result.max_age))
     status = "not-modified" if result.not_modified else "unchanged"
-    log.info("feed polled", feed_id=source.id, status=status)
+    log.debug("feed polled", feed_id=source.id, status=status)  # nothing new: chatter
     return PollOutcome(source.id, status)
 
 
@@ -167,7 +167,7 @@ def _store_new(
         feed.body_hash = content_hash(result.body or b"")
         hint = max(filter(None, (result.max_age, ttl)), default=None)
         store.record_feed_success(session, feed, now, _next_poll(source, now, hint))
-    log.info(
+    (log.info if outcome.new_items else log.debug)(
         "feed polled",
         feed_id=source.id,
         status="ok",

@@ -28,6 +28,8 @@ class Settings:
     metrics_port: int | None
     retention: timedelta = timedelta(days=30)
     feed_failing_after: timedelta = timedelta(hours=6)
+    # the SQLite file under var_dir, not a database someone runs: commands may migrate it
+    embedded_database: bool = False
 
     @property
     def embedded_broker(self) -> bool:
@@ -37,12 +39,11 @@ class Settings:
 def load_settings() -> Settings:
     var_dir = Path(os.environ.get("WATCHFLOOR_VAR_DIR", "./var")).resolve()
     metrics = os.environ.get("WATCHFLOOR_METRICS_PORT", "")
+    embedded_url = f"sqlite:///{var_dir / 'watchfloor.db'}"
     return Settings(
         config_dir=Path(os.environ.get("WATCHFLOOR_CONFIG_DIR", "./config")).resolve(),
         var_dir=var_dir,
-        database_url=os.environ.get(
-            "WATCHFLOOR_DATABASE_URL", f"sqlite:///{var_dir / 'watchfloor.db'}"
-        ),
+        database_url=os.environ.get("WATCHFLOOR_DATABASE_URL") or embedded_url,
         broker_url=os.environ.get(
             "WATCHFLOOR_BROKER_URL", f"sqla+sqlite:///{var_dir / 'broker.db'}"
         ),
@@ -55,4 +56,5 @@ def load_settings() -> Settings:
         feed_failing_after=timedelta(
             minutes=float(os.environ.get("WATCHFLOOR_FEED_FAILING_AFTER_MINUTES", "360"))
         ),
+        embedded_database=not os.environ.get("WATCHFLOOR_DATABASE_URL"),
     )

@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 Path_ = tuple[str | int, ...]
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Far beyond any real config, far below what could hurt: validation walks the expanded data.
+MAX_NODES = 100_000
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,13 @@ class YamlDocument:
     data: Any
     lines: dict[Path_, int]
     issues: list[ConfigIssue]
+    unset: set[Path_] = field(default_factory=set)  # values with a missing ${VAR}, reported
+
+    def reported(self, path: Path_) -> bool:
+        """True when a problem under ``path`` follows from a missing ``${VAR}`` already
+        reported there, so validation need not add a second, misleading one."""
+        known = self.known(path)
+        return any(known[: len(p)] == p for p in self.unset)
 
     def known(self, path: Path_) -> Path_:
         """The deepest node along ``path`` present in the file (pydantic locs hold extra parts)."""
@@ -59,45 +69,107 @@ def field_name(path: Path_) -> str:
 
 
 def load_yaml(text: str, file: str, env: Mapping[str, str] | None = None) -> YamlDocument:
+    """Parse ``text``; problems go to ``doc.issues``, never raise.
+
+    An anchor used through aliases is built once and shared, as ``yaml.safe_load`` does, so
+    the work is linear in the file, not in what its aliases expand to. The expanded size is
+    still what validation walks, so a file that expands past ``MAX_NODES`` is refused.
+    """
     doc = YamlDocument(file, None, {}, [])
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
+        if node is not None:
+            if (problem := _too_big(node)) is not None:
+                doc.issues.append(ConfigIssue(file, problem[0], "(yaml)", problem[1]))
+                return doc
+            builder = _Builder(doc, loader, os.environ if env is None else env)
+            doc.data = builder.build(node, ())
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        problem = getattr(exc, "problem", None) or str(exc)
-        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-        if context and start:
-            problem += f" ({context} at line {start.line + 1})"
-        doc.issues.append(ConfigIssue(file, line, "(yaml)", f"invalid YAML: {problem}"))
-        return doc
+        doc.issues.append(ConfigIssue(file, *_yaml_problem(exc)))
+    except RecursionError:
+        problem = f"invalid YAML: nested more than {MAX_DEPTH} levels deep"
+        doc.issues.append(ConfigIssue(file, 1, "(yaml)", problem))
     finally:
         loader.dispose()
-    if node is not None:
-        doc.data = _build(node, (), doc, loader, os.environ if env is None else env)
     return doc
 
 
-def _build(node: yaml.Node, path: Path_, doc: YamlDocument, loader: Any, env: Mapping) -> Any:
-    doc.lines[path] = node.start_mark.line + 1
+def _yaml_problem(exc: yaml.YAMLError) -> tuple[int, str, str]:
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark else 1
+    problem = getattr(exc, "problem", None) or str(exc)
+    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and start:
+        problem += f" ({context} at line {start.line + 1})"
+    return line, "(yaml)", f"invalid YAML: {problem}"
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node)
-            if key in out:
-                doc.issues.append(
-                    ConfigIssue(doc.file, key_node.start_mark.line + 1, str(key), "duplicate key")
-                )
-            out[key] = _build(value_node, (*path, key), doc, loader, env)
-        return out
+        return [part for pair in node.value for part in pair]
     if isinstance(node, yaml.SequenceNode):
-        return [_build(child, (*path, i), doc, loader, env) for i, child in enumerate(node.value)]
-    value = loader.construct_object(node)
-    return _substitute(value, path, doc, env) if isinstance(value, str) else value
+        return list(node.value)
+    return []
 
 
-def _substitute(value: str, path: Path_, doc: YamlDocument, env: Mapping) -> str:
+def _too_big(root: yaml.Node) -> tuple[int, str] | None:
+    """(line, problem) when the document is nested too deeply or its aliases expand to more
+    than ``MAX_NODES`` nodes. Each distinct node is sized once (iteratively, children first),
+    so a billion-laughs costs as much as its few hundred bytes."""
+    size: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, int]] = [(root, 0)]
+    while stack:
+        node, depth = stack[-1]
+        if id(node) in size:
+            stack.pop()
+            continue
+        if depth > MAX_DEPTH:
+            return node.start_mark.line + 1, f"nested more than {MAX_DEPTH} levels deep"
+        pending = [c for c in _children(node) if id(c) not in size]
+        if pending:
+            stack.extend((child, depth + 1) for child in pending)
+            continue
+        stack.pop()
+        size[id(node)] = 1 + sum(size[id(c)] for c in _children(node))
+        if size[id(node)] > MAX_NODES:
+            problem = f"aliases expand this to more than {MAX_NODES:,} values (an alias bomb?)"
+            return node.start_mark.line + 1, problem
+    return None
+
+
+class _Builder:
+    """Plain data from the node graph, recording the line of every path."""
+
+    def __init__(self, doc: YamlDocument, loader: yaml.SafeLoader, env: Mapping[str, str]):
+        self.doc, self.loader, self.env = doc, loader, env
+        self.built: dict[int, Any] = {}  # an aliased node is built once, then shared
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.doc.lines[path] = node.start_mark.line + 1
+        if id(node) not in self.built:
+            self.built[id(node)] = self._construct(node, path)
+        return self.built[id(node)]
+
+    def _construct(self, node: yaml.Node, path: Path_) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.loader.construct_object(key_node)
+                if key in out:
+                    line = key_node.start_mark.line + 1
+                    self.doc.issues.append(
+                        ConfigIssue(self.doc.file, line, str(key), "duplicate key")
+                    )
+                out[key] = self.build(value_node, (*path, key))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
+        value = self.loader.construct_object(node)
+        return _substitute(value, path, self.doc, self.env) if isinstance(value, str) else value
+
+
+def _substitute(value: str, path: Path_, doc: YamlDocument, env: Mapping[str, str]) -> str:
     def replace(m: re.Match[str]) -> str:
         name, default = m.group(1), m.group(2)
         if name in env:
@@ -106,6 +178,7 @@ def _substitute(value: str, path: Path_, doc: YamlDocument, env: Mapping) -> str
             return default
         problem = f"environment variable {name} is not set (write ${{{name}:-default}} for one)"
         doc.issues.append(ConfigIssue(doc.file, doc.lines[path], field_name(path), problem))
+        doc.unset.add(path)
         return ""
 
     return _VAR.sub(replace, value)

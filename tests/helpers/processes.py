@@ -25,6 +25,13 @@ def wait_until(predicate: Callable[[], object], timeout: float = 60.0, every: fl
     return bool(predicate())
 
 
+def tracebacks(log: str) -> list[str]:
+    """Log lines that carry a traceback: a plain one, or a JSON event with exception info
+    (structlog's JSON renderer puts it in ``exc_info`` or ``exception``)."""
+    marks = ("Traceback (most recent call last)", '"exc_info"', '"exception"')
+    return [line for line in log.splitlines() if any(mark in line for mark in marks)]
+
+
 def service_env(
     tmp_path: Path, config_dir: Path, database_url: str, broker_url: str | None, **extra: str
 ) -> dict[str, str]:

@@ -58,11 +58,11 @@ def test_backtest_reports_counts_samples_and_difference(
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    rows = {r["watchlist"]: r for r in map(json.loads, result.stdout.splitlines()[:-1])}
+    rows = {r["watchlist"]: r for r in map(json.loads, result.stdout.splitlines())}
     assert rows["missile-tests"]["alerts"] == 0 and rows["missile-tests"]["gone"] == 1
     assert rows["missile-tests"]["gone_samples"] == [ITEMS[0][0]]
     assert rows["sat"]["alerts"] == 1 and rows["sat"]["new"] == 1
-    assert result.stdout.splitlines()[-1].startswith("3 items since")
+    assert result.stderr.startswith("3 items since")  # stdout holds only the JSON lines
     text = subprocess.run(
         [sys.executable, "-m", "worker", "backtest", "--config-dir", str(candidate)],
         cwd=REPO,

@@ -170,6 +170,29 @@ def test_overdue_feeds_warn_only_for_configured_enabled_feeds(
     assert code == 0  # a warning, not a failure
 
 
+def test_failing_feeds_warn_and_every_feed_failing_fails(
+    tmp_path: Path, engine: sa.Engine, db_url: str
+) -> None:
+    beat_at(engine, utcnow())
+    feeds = [{"id": name, "url": f"http://127.0.0.1:1/{name}.xml"} for name in ("a", "b")]
+    config_dir = write_config(tmp_path / "config", feeds=feeds)
+    now = utcnow()
+    with Session(engine) as session, session.begin():
+        add_feed(session, "a", now + timedelta(minutes=1)).error_count = 3
+        add_feed(session, "b", now + timedelta(minutes=1))
+        session.get(Feed, "a").last_error = "FetchError: cannot resolve host 'a.example'"
+    code, lines = health(tmp_path, config_dir, db_url)
+    assert (code, lines[-1]) == (0, "warn feeds: 1 of 2 failing: a")
+    with Session(engine) as session, session.begin():
+        session.get(Feed, "b").error_count = 1
+        session.get(Feed, "b").last_error = "FetchError: cannot resolve host 'b.example'"
+    code, lines = health(tmp_path, config_dir, db_url)
+    expected = (
+        "FAIL feeds: all 2 feeds failing (last error: FetchError: cannot resolve host 'a.example')"
+    )
+    assert (code, lines[-1]) == (1, expected)
+
+
 def test_unmigrated_database_fails_and_skips_what_needs_it(
     tmp_path: Path, config_dir: Path
 ) -> None:

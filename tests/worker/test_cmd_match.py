@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.helpers.configdir import write_config
 from worker.commands import match as cmd
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,6 +105,23 @@ def test_text_is_cleaned_as_feed_text_so_hostile_input_cannot_break_the_output(
     ]
 
 
+def test_guid_stands_in_for_a_missing_id(
+    config_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    items = write_items(
+        tmp_path,
+        json.dumps({"guid": "g", "title": "North Korea missile", "summary": ""}),
+        json.dumps({"id": "i", "guid": "g", "title": "North Korea missile", "summary": ""}),
+        json.dumps({"id": None, "guid": "g2", "title": "North Korea missile", "summary": ""}),
+        json.dumps({"title": "North Korea missile", "summary": ""}),
+    )
+    status, rows, _ = run(
+        ["--config-dir", str(config_dir), "--watchlist", "missiles", items], capsys
+    )
+    assert status == 0
+    assert [row["id"] for row in rows] == ["g", "i", "g2", None]
+
+
 def test_bad_lines_are_reported_and_skipped(
     config_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -189,13 +210,21 @@ def test_invalid_query_names_watchlist_and_column(
     items = write_items(tmp_path, "{}")
     status, _, err = run(["--config-dir", str(tmp_path), items], capsys)
     assert status == 2
-    assert "watch-list 'a', query, column 1: unbalanced parenthesis" in err
-    assert "watch-list 'b', exclude, column 3: dangling operator AND" in err
+    wl = tmp_path / "watchlists.yaml"  # the FILE:LINE form of `watchfloor check`
+    assert (
+        f"{wl}:2: watchlists[0].query: unbalanced parenthesis: '(' is never closed (column 1)"
+        in err
+    )
+    assert f"{wl}:3: watchlists[1].exclude: dangling operator AND (column 3)" in err
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(None, "No such file"), ("watchlists: [{id: a}]", "validation error"), ("a: [", "while")],
+    [
+        (None, "No such file"),
+        ("watchlists: [{id: a}]", "watchlists[0].title: missing required key 'title'"),
+        ("a: [", "while"),
+    ],
 )
 def test_unloadable_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, message: str
@@ -230,3 +259,31 @@ def test_registered_with_the_watchfloor_command() -> None:
     args = build_parser().parse_args(["match", "-", "--watchlist", "x"])
     assert args.func is cmd.run
     assert (args.file, args.watchlist, args.config_dir) == ("-", "x", None)
+
+
+FEED = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>
+<item><guid>dprk-1</guid><title>North Korea fires a ballistic missile</title></item>
+<item><guid>weather-1</guid><title>Sunny in Seoul</title></item>
+</channel></rss>"""
+
+
+@pytest.mark.timeout(120)
+def test_parse_output_pipes_into_match(tmp_path: Path) -> None:
+    feed = tmp_path / "feed.xml"
+    feed.write_bytes(FEED)
+    config = write_config(tmp_path / "config")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHFLOOR_")}
+    worker = [sys.executable, "-m", "worker"]
+    parsed = subprocess.run(
+        [*worker, "parse", str(feed)], cwd=REPO, env=env, capture_output=True, check=True
+    )
+    matched = subprocess.run(
+        [*worker, "match", "--config-dir", str(config), "-"],
+        cwd=REPO,
+        env=env,
+        input=parsed.stdout,
+        capture_output=True,
+        check=True,
+    )
+    rows = [json.loads(line) for line in matched.stdout.splitlines()]
+    assert [(row["id"], row["watchlist"]) for row in rows] == [("dprk-1", "missile-tests")]

@@ -11,10 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from feeds.fetch import FetchLimits
 from tests.feeds.loopback import RSS, LoopbackServer, send
 from worker.commands.parse import register, run
 
 REPO = Path(__file__).resolve().parents[2]
+MB = 1024 * 1024
+CAP = FetchLimits().max_bytes
+TOO_LARGE = f"error: body larger than the {CAP:,}-byte cap"  # as for a fetched body
 CP1251 = (
     "<?xml version='1.0' encoding='windows-1251'?><rss version='2.0'><channel>"
     "<item><guid>n1</guid><title>Ракетный удар</title><link>/n/1?utm_source=x</link>"
@@ -42,6 +46,7 @@ def test_a_file_prints_one_json_line_per_item(
     assert run(args(str(path))) == 0
     (line,) = capsys.readouterr().out.splitlines()
     assert json.loads(line) == {
+        "id": "n1",  # what `watchfloor match` reads
         "guid": "n1",
         "title": "Ракетный удар",
         "url": "",  # a relative link with no feed URL to resolve it against
@@ -116,3 +121,39 @@ def test_python_m_worker_parse_end_to_end() -> None:
     assert "Traceback" not in refused.stderr
     assert allowed.returncode == 0, allowed.stderr
     assert json.loads(allowed.stdout)["title"] == "First"
+
+
+def test_a_file_at_the_fetch_cap_is_read_and_one_byte_more_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "feed.xml"
+    path.write_bytes(RSS + b" " * (CAP - len(RSS)))
+    assert run(args(str(path))) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["title"] == "First"
+    with path.open("ab") as f:
+        f.write(b" ")
+    assert run(args(str(path))) == 1
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", TOO_LARGE + "\n")
+
+
+# Runs a command and prints its peak RSS (kB) and exit status. A child started straight from
+# pytest would report pytest's own peak: Linux carries the RSS high-water mark of the
+# (v)forked parent's memory into the child across exec. This small process starts fresh.
+PEAK_RSS = (
+    "import resource, subprocess, sys; status = subprocess.call(sys.argv[1:]); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, status)"
+)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in kB on Linux only")
+@pytest.mark.timeout(120)
+def test_a_200_mb_file_is_refused_without_reading_it_into_memory(tmp_path: Path) -> None:
+    path = tmp_path / "huge.xml"
+    with path.open("wb") as f:
+        f.truncate(200 * MB)  # sparse: no disk used
+    command = [sys.executable, "-c", PEAK_RSS, sys.executable, "-m", "worker", "parse", str(path)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
+    peak_kb, status = map(int, result.stdout.split())  # the command itself printed nothing
+    assert (status, result.stderr) == (1, TOO_LARGE + "\n")
+    assert peak_kb * 1024 < 150 * MB

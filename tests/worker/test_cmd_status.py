@@ -29,7 +29,7 @@ def status(tmp_path: Path, config_dir: Path, db_url: str, *args: str) -> tuple[i
         text=True,
         timeout=45,
     )
-    return proc.returncode, proc.stdout
+    return proc.returncode, proc.stdout + proc.stderr  # errors go to stderr
 
 
 def feed(session: Session, feed_id: str, errors: int = 0, **fields: object) -> None:

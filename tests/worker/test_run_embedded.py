@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 
 from tests.helpers.configdir import write_config
 from tests.helpers.feedserver import FeedEntry, FeedServer
-from tests.helpers.processes import service_env, wait_until, watchfloor
+from tests.helpers.processes import service_env, tracebacks, wait_until, watchfloor
 
 HIT = "North Korea fires ballistic missile toward the East Sea"
 MISS = "Seoul stocks close higher on chip exports"
@@ -29,6 +30,10 @@ def sent_deliveries(db: Path) -> list[tuple[str, str]]:
         engine.dispose()
 
 
+def _events(log: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+
+
 @pytest.mark.e2e
 @pytest.mark.timeout(180)
 def test_run_on_embedded_defaults_delivers_once(tmp_path: Path) -> None:
@@ -45,6 +50,7 @@ def test_run_on_embedded_defaults_delivers_once(tmp_path: Path) -> None:
         del env["WATCHFLOOR_DATABASE_URL"]  # the embedded default: SQLite under WATCHFLOOR_VAR_DIR
         db = tmp_path / "var" / "watchfloor.db"
         with watchfloor(env, tmp_path / "run.log", "run") as service:
+            started = time.monotonic()
             assert wait_until(lambda: len(server.statuses("wire")) >= 2, 90), service.log()
             server.publish("wire", FeedEntry("g2", HIT))
             assert wait_until(lambda: [s for _, s in sent_deliveries(db)] == ["sent"], 90), (
@@ -53,10 +59,17 @@ def test_run_on_embedded_defaults_delivers_once(tmp_path: Path) -> None:
             server.publish("wire", FeedEntry("g3", MISS))
             polls = len(server.statuses("wire"))
             assert wait_until(lambda: len(server.statuses("wire")) >= polls + 3, 60)
+            # the first 30 s at least, whatever the machine's speed: an observation window
+            time.sleep(max(0.0, 30 - (time.monotonic() - started)))
             assert service.alive()
             log = service.log()
         assert len(sent_deliveries(db)) == 1
-        events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+        assert tracebacks(log) == [], "no traceback in the first 30 s (nor ever)"
+        assert not [e for e in _events(log) if e.get("level") in ("error", "critical")], log
+        chatter = [line for line in log.splitlines() if "Task watchfloor." in line]
+        assert chatter == [], "task chatter is DEBUG: the default log shows alerts and errors"
+        assert not [e for e in _events(log) if e.get("status") == "not-modified"]
+        events = _events(log)
         dead_errors = [e for e in events if e.get("feed_id") == "dead" and e.get("error")]
         assert dead_errors, "the unreachable feed's fetch error is logged"
         assert sum(HIT in line for line in log.splitlines() if "alert" in line.lower()) >= 1

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import defaultdict
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +21,25 @@ SAMPLES = 3
 def register(sub: Any) -> None:
     p = sub.add_parser("backtest", help="what watch-lists would have sent over stored items")
     p.add_argument("--watchlist", help="only this watch-list id")
-    p.add_argument("--since", default="7d", help="how far back (30m, 12h, 7d); default 7d")
+    p.add_argument(
+        "--since",
+        default="7d",
+        type=duration_arg,
+        help="how far back (30m, 12h, 7d); default 7d",
+    )
     p.add_argument(
         "--config-dir", type=Path, help="candidate config dir to compare with the live one"
     )
     p.add_argument("--json", action="store_true", help="one JSON object per watch-list")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, needs_database=True)
+
+
+def duration_arg(value: str) -> timedelta:
+    """argparse type: a bad duration is a usage error in one line, not a traceback."""
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,9 +52,9 @@ def run(args: argparse.Namespace) -> int:
         candidate = load_config(args.config_dir) if args.config_dir else live
     except ConfigError as exc:
         for issue in exc.issues:
-            print(issue)
+            print(issue, file=sys.stderr)
         return 1
-    since = utcnow() - parse_duration(args.since)
+    since = utcnow() - args.since
     items = _items(rt, since)
     tags = {f.id: f.tags for f in (*live.feeds, *candidate.feeds)}
     before, after = _run(live, items, tags), _run(candidate, items, tags)
@@ -50,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
         print(
             _report(watchlist_id, before.get(watchlist_id, {}), after.get(watchlist_id, {}), args)
         )
-    print(f"{len(items)} items since {since:%Y-%m-%d %H:%M} UTC")
+    # with --json, stdout holds only JSON lines: the summary goes to stderr
+    summary = f"{len(items)} items since {since:%Y-%m-%d %H:%M} UTC"
+    print(summary, file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

@@ -15,13 +15,19 @@ STATUSES = ("pending", "sending", "failed", "sent", "dead", "silenced")
 
 def register(sub: Any) -> None:
     p = sub.add_parser("deliveries", help="list deliveries; 'deliveries retry' resends dead ones")
-    p.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=["list", "retry"],
+        default="list",
+        help="list (default) the outbox, or retry dead deliveries with the same id",
+    )
     p.add_argument("ids", nargs="*", metavar="ID", help="delivery ids (with retry)")
     p.add_argument("--status", choices=STATUSES, help="only deliveries in this status")
     p.add_argument("--all-dead", action="store_true", help="with retry: every dead delivery")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=int, default=50, help="most rows shown, newest first (50)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, needs_database=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from worker.models import Feed, Item
 def register(sub: Any) -> None:
     p = sub.add_parser("feeds", help="feed health: status, last success, last error, items")
     p.add_argument("--json", action="store_true", help="one JSON object per feed")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, needs_database=True)
 
 
 def status_of(feed: Feed | None, enabled: bool) -> str:

@@ -178,18 +178,30 @@ def _outbox(engine: Engine, settings: Settings, args: argparse.Namespace) -> Che
 
 
 def _feeds(engine: Engine, settings: Settings, args: argparse.Namespace) -> Check:
+    """Overdue feeds warn; failing ones warn too, and every feed failing is a FAIL: then no
+    alert can arrive (the network or a proxy is down, most likely)."""
     cutoff = utcnow() - timedelta(minutes=args.feed_lag)
-    query = select(Feed.id).where(Feed.next_poll_at < cutoff, Feed.disabled_reason.is_(None))
+    query = select(Feed.id, Feed.next_poll_at < cutoff, Feed.error_count, Feed.last_error)
     with engine.connect() as conn:
-        overdue = set(conn.scalars(query))
+        rows = conn.execute(query.where(Feed.disabled_reason.is_(None))).all()
     configured, note = _configured_feeds(settings)
-    if configured is not None:
-        overdue &= configured
-    if not overdue:
-        return Check("feeds", "warn" if note else "ok", note)
-    names = ", ".join(sorted(overdue)[:5]) + (", ..." if len(overdue) > 5 else "")
-    detail = f"{len(overdue)} overdue by more than {ago(args.feed_lag * 60)}: {names}"
-    return Check("feeds", "warn", detail + (f"; {note}" if note else ""))
+    rows = [r for r in rows if configured is None or r[0] in configured]
+    overdue = sorted(r[0] for r in rows if r[1])
+    failing = sorted((r[0], r[3]) for r in rows if r[2])
+    problems = [note] if note else []
+    if overdue:
+        problems.append(f"{len(overdue)} overdue by more than {ago(args.feed_lag * 60)}: ")
+        problems[-1] += _names(overdue)
+    if failing and len(failing) == len(rows):
+        detail = f"all {len(rows)} feeds failing (last error: {(failing[0][1] or '')[:120]})"
+        return Check("feeds", "FAIL", "; ".join([detail, *problems]))
+    if failing:
+        problems.append(f"{len(failing)} of {len(rows)} failing: {_names([f for f, _ in failing])}")
+    return Check("feeds", "warn" if problems else "ok", "; ".join(problems))
+
+
+def _names(ids: list[str]) -> str:
+    return ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
 
 
 def _configured_feeds(settings: Settings) -> tuple[set[str] | None, str]:

@@ -3,14 +3,15 @@
     watchfloor match [--watchlist ID] [--config-dir DIR] FILE|-
 
 Reads JSON lines ``{"id", "title", "summary"}`` (other keys are allowed; ``feed_id`` and
-``feed_tags`` are honoured for watch-lists restricted by ``sources``) and prints one JSON
-line per match: ``{"id", "watchlist", "terms", "snippet"}``. Title and summary are
-cleaned as the parser cleans a plain-text feed item (control characters and lone
-surrogates dropped, whitespace collapsed), so what matches here matches in the pipeline.
-``--watchlist`` tries one
-watch-list, even a disabled one, so a draft can be tested before it goes live. A bad input
-line is reported on stderr with its line number and skipped; the exit status is then 1.
-A config that does not load gives exit status 2.
+``feed_tags`` are honoured for watch-lists restricted by ``sources``; ``guid`` stands in
+for a missing ``id``, as older ``watchfloor parse`` output has it) and prints one JSON
+line per match: ``{"id", "watchlist", "terms", "snippet"}``, so that
+``watchfloor parse URL | watchfloor match -`` tries the watch-lists on a live feed. Title
+and summary are cleaned as the parser cleans a plain-text feed item (control characters
+and lone surrogates dropped, whitespace collapsed), so what matches here matches in the
+pipeline. ``--watchlist`` tries one watch-list, even a disabled one, so a draft can be
+tested before it goes live. A bad input line is reported on stderr with its line number
+and skipped; the exit status is then 1. A config that does not load gives exit status 2.
 """
 
 from __future__ import annotations
@@ -24,13 +25,10 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import IO, Any
 
-import yaml
-from pydantic import ValidationError
-
-from alerts.match import Matcher, WatchListErrors, compile_matcher
-from alerts.watchlists import WatchListsFile
+from alerts.match import Matcher, compile_matcher
 from feeds.normalize import SUMMARY_LIMIT, TITLE_LIMIT
 from feeds.text import clean_text
+from worker.config import ConfigError, load_watchlists
 
 
 class _UsageError(Exception):
@@ -53,11 +51,11 @@ def run(args: argparse.Namespace) -> int:
     config_dir = Path(args.config_dir or os.environ.get("WATCHFLOOR_CONFIG_DIR", "./config"))
     try:
         matcher = load_matcher(config_dir, args.watchlist)
-    except WatchListErrors as group:
-        for error in group.errors:
-            print(f"error: {config_dir / 'watchlists.yaml'}: {error}", file=sys.stderr)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
         return 2
-    except (OSError, yaml.YAMLError, ValidationError, _UsageError) as exc:
+    except _UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
@@ -69,9 +67,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def load_matcher(config_dir: Path, watchlist_id: str | None = None) -> Matcher:
-    """Compile ``watchlists.yaml``; with an id, only that watch-list, enabled."""
-    text = (config_dir / "watchlists.yaml").read_text(encoding="utf-8")
-    parsed = WatchListsFile.model_validate(yaml.safe_load(text) or {})
+    """Compile ``watchlists.yaml``; with an id, only that watch-list, enabled. A file that
+    does not load raises ConfigError with each problem at its FILE:LINE."""
+    parsed = load_watchlists(config_dir)
     watchlists = parsed.watchlists
     if watchlist_id is not None:
         chosen = [w for w in watchlists if w.id == watchlist_id]
@@ -102,10 +100,16 @@ def _match_lines(matcher: Matcher, lines: Iterable[str], out: IO[str]) -> int:
             feed_tags=item.get("feed_tags") or (),
         )
         for match in matches:
-            row = {"id": item.get("id"), "watchlist": match.watchlist_id}
+            row = {"id": _item_id(item), "watchlist": match.watchlist_id}
             row |= {"terms": match.terms, "snippet": match.snippet}
             print(json.dumps(row, ensure_ascii=False), file=out)
     return status
+
+
+def _item_id(item: dict[str, Any]) -> Any:
+    """``id``, else ``guid``: what ``watchfloor parse`` printed before it printed ``id``."""
+    value = item.get("id")
+    return item.get("guid") if value is None else value
 
 
 def _items(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:

@@ -1,7 +1,12 @@
 """``watchfloor parse PATH|URL``: fetch (or read) one feed and print its items as JSON lines.
 
 A quick way for an admin to see what Watchfloor makes of a feed before adding it: the same
-fetch limits, SSRF guard, parser and normalization as the poller, and no database.
+fetch limits, SSRF guard, parser and normalization as the poller, and no database. A local
+file gets the fetch size cap too, and is refused with the same one-line error when larger.
+
+Each line is ``{"id", "guid", "title", "url", "summary", "published_at"}``. ``id`` is the
+item's GUID, the key ``watchfloor match`` reads, so ``watchfloor parse URL | watchfloor
+match -`` works; ``guid`` repeats it for scripts written before ``id`` was printed.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from feeds.errors import IngestError
-from feeds.fetch import fetch
+from feeds.fetch import DEFAULT_LIMITS, FetchLimits, fetch, too_large
 from feeds.parse import parse_feed
 from feeds.types import FeedItem
 from worker.settings import env_flag
@@ -55,14 +60,24 @@ def run(args: argparse.Namespace) -> int:
 def _load(source: str, allow_private: bool) -> tuple[bytes, str, str | None]:
     """(body, URL for relative links, content type); anything with a scheme is fetched."""
     if "://" not in source:
-        return Path(source).read_bytes(), "", None
+        return _read_capped(Path(source), DEFAULT_LIMITS), "", None
     result = fetch(source, allow_private=allow_private)
     return result.body or b"", result.url, result.content_type
+
+
+def _read_capped(path: Path, limits: FetchLimits) -> bytes:
+    """The file, read up to one byte past the fetch cap: a 200 MB file costs 10 MB, not 2 GB."""
+    with path.open("rb") as stream:
+        body = stream.read(limits.max_bytes + 1)
+    if len(body) > limits.max_bytes:
+        raise too_large(limits)  # the fetch's own error: one cap, one message
+    return body
 
 
 def _row(item: FeedItem) -> dict[str, str | None]:
     published = item.published_at.isoformat() if item.published_at else None
     return {
+        "id": item.guid,
         "guid": item.guid,
         "title": item.title,
         "url": item.url,

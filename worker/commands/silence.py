@@ -15,14 +15,14 @@ def register(sub: Any) -> None:
     p = sub.add_parser("silence", help="silence a watch-list: add, list, remove")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = actions.add_parser("add", help="silence a watch-list (on one channel or all)")
-    add.add_argument("--watchlist", required=True)
+    add.add_argument("--watchlist", required=True, help="the watch-list id to silence")
     add.add_argument("--channel", help="only this channel (default: every channel)")
     add.add_argument("--for", dest="duration", required=True, help="how long: 30m, 2h, 1d")
-    add.add_argument("--reason", default="")
+    add.add_argument("--reason", default="", help="why, shown in listings and on deliveries")
     actions.add_parser("list", help="active silences")
     remove = actions.add_parser("remove", help="end silences now")
-    remove.add_argument("ids", nargs="+", type=int, metavar="ID")
-    p.set_defaults(func=run)
+    remove.add_argument("ids", nargs="+", type=int, metavar="ID", help="ids from 'silence list'")
+    p.set_defaults(func=run, needs_database=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ STATUSES = ("pending", "sending", "failed", "dead", "sent")
 def register(sub: Any) -> None:
     p = sub.add_parser("status", help="feeds in error, outbox, today's alerts, channel states")
     p.add_argument("--limit", type=int, default=20, help="most rows per section (default 20)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, needs_database=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,7 +91,7 @@ def _feeds(session: Session, now: datetime, limit: int) -> list[str]:
 
 def _deliveries(session: Session) -> list[str]:
     query = select(Delivery.status, func.count()).group_by(Delivery.status)
-    counts = dict(session.execute(query).tuples().all())
+    counts = dict(session.execute(query).all())
     known = [f"{s} {counts.pop(s, 0)}" for s in STATUSES]
     other = [f"{s} {n}" for s, n in sorted(counts.items())]
     return ["", "deliveries: " + ", ".join(known + other)]
@@ -107,7 +107,7 @@ def _alerts_today(session: Session, now: datetime, limit: int) -> list[str]:
         .group_by(MatchRow.watchlist_id)
         .order_by(func.count(func.distinct(MatchRow.id)).desc(), MatchRow.watchlist_id)
     )
-    rows = session.execute(query).tuples().all()
+    rows = session.execute(query).all()
     lines = ["", f"alerts today (since 00:00 UTC): {sum(r[1] for r in rows)}"]
     if rows:
         lines.append(f"  {'WATCH-LIST':<28} {'MATCHES':>7} {'SENT':>6}")

@@ -1,0 +1,204 @@
+"""Hostile config files: refused with FILE:LINE, in bounded memory, and a running service
+keeps alerting on its last good config."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, sqlite_url
+from tests.helpers.configdir import write_config
+from tests.helpers.feedserver import FeedEntry, FeedServer
+from tests.helpers.http import WebhookReceiver
+from tests.helpers.processes import celery_worker, tracebacks, wait_until
+from tests.worker.guarantees import WATCHLIST, hook_stack_env
+from tests.worker.test_config import run_cli
+from worker.config import ConfigCache, ConfigError, load_config
+from worker.db import make_engine, upgrade
+from worker.yamlsource import MAX_DEPTH, load_yaml
+
+# Nine levels of nine aliases: 387 million strings when expanded, 600 bytes as written.
+ALIAS_BOMB = "\n".join(
+    [
+        'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+        *(
+            f"{name}: &{name} [{', '.join(['*' + prev] * 9)}]"
+            for prev, name in zip("abcdefgh", "bcdefghi", strict=True)
+        ),
+        "",
+    ]
+)
+DEEP_PARENS = "(" * 200 + "missile" + ")" * 200
+MANY_NOTS = "missile AND " + "NOT " * 5000 + "football"
+
+PEAK_SCRIPT = """
+import sys, tracemalloc
+tracemalloc.start()
+from worker.config import ConfigError, load_config
+try:
+    load_config(sys.argv[1])
+    print("loaded")
+except ConfigError as exc:
+    print("\\n".join(map(str, exc.issues)))
+print("PEAK", tracemalloc.get_traced_memory()[1])
+"""
+
+
+def _bomb_in(config_dir: Path, name: str) -> Path:
+    path = config_dir / name
+    body = ALIAS_BOMB + path.read_text()
+    path.write_text(body)
+    return path
+
+
+@pytest.mark.parametrize("name", ["feeds.yaml", "watchlists.yaml", "channels.yaml"])
+def test_an_alias_bomb_is_refused_with_its_line_and_never_expanded(
+    config_dir: Path, name: str
+) -> None:
+    path = _bomb_in(config_dir, name)
+    # a subprocess, so that the unfixed loader (which expands the bomb) fails by its timeout
+    # instead of eating this test worker's memory
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_SCRIPT, str(config_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    *issues, peak = result.stdout.splitlines()
+    assert issues == [
+        f"{path}:6: (yaml): aliases expand this to more than 100,000 values (an alias bomb?)"
+    ]
+    assert int(peak.split()[1]) < 100 * 1024 * 1024
+
+
+def test_shared_anchors_still_load_and_report_lines() -> None:
+    text = "base: &base {url: 'http://x/', interval: 5m}\ncopy: *base\nother: [*base, *base]\n"
+    doc = load_yaml(text, "f.yaml")
+    assert doc.issues == []
+    assert doc.data["copy"] == doc.data["base"] == {"url": "http://x/", "interval": "5m"}
+    assert doc.lines[("other",)] == 3
+
+
+def test_yaml_nested_deeper_than_the_cap_is_refused_not_a_recursion_error() -> None:
+    for text in (
+        "[" * 10_000 + "]" * 10_000,
+        "a:\n" + "".join(f"{' ' * i}b:\n" for i in range(1, 200)),
+    ):
+        doc = load_yaml(text, "f.yaml")
+        assert doc.data is None
+        [issue] = doc.issues
+        assert f"nested more than {MAX_DEPTH} levels deep" in issue.problem
+
+
+@pytest.mark.parametrize(
+    ("field", "query", "column"),
+    [("query", DEEP_PARENS, 33), ("query", MANY_NOTS, 141), ("exclude", DEEP_PARENS, 33)],
+)
+def test_deeply_nested_queries_are_refused_with_their_column(
+    config_dir: Path, field: str, query: str, column: int
+) -> None:
+    watchlist = {**WATCHLIST, "channels": ["console"], field: query}
+    if field == "exclude":
+        watchlist["query"] = "missile"
+    write_config(config_dir, watchlists={"watchlists": [watchlist]})
+    with pytest.raises(ConfigError) as err:
+        load_config(config_dir)
+    [issue] = err.value.issues
+    assert issue.field == f"watchlists[0].{field}"
+    assert "query nested too deeply: at most 32 levels" in issue.problem
+    assert issue.problem.endswith(f"(column {column})")
+
+
+@pytest.mark.parametrize("query", [DEEP_PARENS, MANY_NOTS])
+def test_check_match_and_run_say_so_in_one_line(config_dir: Path, query: str) -> None:
+    write_config(config_dir, watchlists={"watchlists": [{**WATCHLIST, "query": query}]})
+    items = config_dir / "items.jsonl"
+    items.write_text(json.dumps({"id": "1", "title": "missile", "summary": ""}) + "\n")
+    env = {"WATCHFLOOR_CONFIG_DIR": str(config_dir), "WATCHFLOOR_VAR_DIR": str(config_dir)}
+    for args in (["check"], ["match", str(items)], ["run", "--no-migrate"]):
+        result = run_cli(*args, env=env)
+        assert result.returncode in (1, 2), (args, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr + result.stdout, args
+        assert "query nested too deeply" in result.stderr, (args, result.stderr)
+
+
+def test_any_exception_while_reloading_keeps_the_last_good_config(config_dir: Path) -> None:
+    calls = []
+
+    def loader(path: Path):  # type: ignore[no-untyped-def]
+        calls.append(path)
+        if len(calls) > 1:
+            raise RecursionError("maximum recursion depth exceeded")
+        return load_config(path)
+
+    cache = ConfigCache(config_dir, loader=loader)
+    good = cache.current()
+    (config_dir / "feeds.yaml").write_text("feeds: []\n# edited\n")
+    assert cache.current() is good
+    assert cache.current() is good
+    assert len(calls) == 2, "a failed file is not reloaded again until it changes"
+
+
+# (file, hostile query or None for the alias bomb, what the log says, a new story's title)
+HOSTILE_EDITS = {
+    "alias bomb": (
+        "feeds.yaml",
+        None,
+        "an alias bomb",
+        "North Korea fires ballistic missile toward the East Sea",
+    ),
+    "deep parentheses": (
+        "watchlists.yaml",
+        DEEP_PARENS,
+        "query nested too deeply",
+        "Japan says ballistic missile from North Korea fell inside its economic zone",
+    ),
+    "5000 NOTs": (
+        "watchlists.yaml",
+        MANY_NOTS,
+        "query nested too deeply",
+        "Seoul condemns North Korea's dawn ballistic missile launch from Sunan airfield",
+    ),
+}
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(300)
+def test_a_running_service_logs_each_hostile_edit_and_keeps_alerting(
+    tmp_path: Path, redis_url: str
+) -> None:
+    with FeedServer() as feeds, WebhookReceiver() as hook:
+        feeds.publish("wire", FeedEntry("g0", "Seoul stocks close higher on chip exports"))
+        db_url = sqlite_url(tmp_path)
+        env = hook_stack_env(tmp_path, feeds.url("wire"), hook.url, db_url, redis_url)
+        config_dir = Path(env["WATCHFLOOR_CONFIG_DIR"])
+        engine = make_engine(db_url)
+        upgrade(engine)
+        engine.dispose()
+        good = {name: (config_dir / name).read_text() for name in ("feeds.yaml", "watchlists.yaml")}
+        with celery_worker(env, tmp_path / "w.log") as worker:
+            assert wait_until(lambda: len(feeds.statuses("wire")) >= 2, 90), worker.log()
+            for n, (label, (name, query, logged, title)) in enumerate(HOSTILE_EDITS.items(), 1):
+                if query is None:
+                    _bomb_in(config_dir, name)
+                else:
+                    hostile = {"watchlists": [WATCHLIST, {**WATCHLIST, "id": "x", "query": query}]}
+                    (config_dir / name).write_text(yaml.safe_dump(hostile))
+                feeds.publish("wire", FeedEntry(f"g{n}", title))
+                assert wait_until(lambda n=n: len(hook.requests) == n, 90), (label, worker.log())
+                assert wait_until(lambda logged=logged: logged in worker.log(), 30), label
+                assert worker.alive(), label
+                (config_dir / name).write_text(good[name])
+            log = worker.log()
+    assert tracebacks(log) == []
+    assert all(
+        json.loads(r.body)["data"]["watchlist"]["id"] == "missile-tests" for r in hook.requests
+    )
+    assert log.count("config invalid; keeping the last good one") >= len(HOSTILE_EDITS)
