@@ -27,6 +27,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY worker ./worker
 COPY feeds ./feeds
 COPY alerts ./alerts
+COPY common ./common
 RUN pip wheel --no-deps --wheel-dir /wheels/app .
 
 FROM ${PYTHON_IMAGE}

@@ -28,7 +28,8 @@ from pydantic import (
     model_validator,
 )
 
-from feeds.sources import parse_duration
+from common.durations import Duration, parse_duration
+from common.http import MAX_RETRY_AFTER
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -41,7 +42,6 @@ _CLOCK = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
 _RATE = re.compile(r"\s*([0-9]+)\s*/\s*(\S+)\s*")
 _EVERY = re.compile(r"every (\S+)", re.IGNORECASE)
 _AT = re.compile(r"(?:(daily)|weekly on (\S+)) at (\S+)(?: (\S+))?", re.IGNORECASE)
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]  # "5s", "5m", "2h", "1d"
 _DIGEST_FORMS = "hourly, every 15m, daily at 07:30 [Europe/Berlin], weekly on monday at 08:00 [UTC]"
 
 
@@ -219,8 +219,9 @@ class RetryPolicy(BaseModel):
 
     schedule: tuple[Duration, ...] = DEFAULT_RETRY_SCHEDULE
     jitter: float = Field(default=0.1, ge=0, le=0.5)
-    # a receiver's Retry-After may slow us down, but not park alerts for weeks
-    max_retry_after: Duration = timedelta(days=1)
+    # a receiver's Retry-After may slow us down, but not park alerts for weeks; a channel may
+    # lower this, and raising it past the parser's cap (common.http) changes nothing
+    max_retry_after: Duration = timedelta(seconds=MAX_RETRY_AFTER)
 
     @model_validator(mode="before")
     @classmethod

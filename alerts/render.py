@@ -16,9 +16,11 @@ from email.message import EmailMessage
 from email.policy import default as default_policy
 from email.utils import format_datetime
 from functools import lru_cache
+from typing import Any
 from urllib.parse import urlsplit
 
 from jinja2 import (
+    BaseLoader,
     ChoiceLoader,
     Environment,
     FileSystemLoader,
@@ -126,7 +128,7 @@ def email_subject(alert: Alert, *, prefix: str = "") -> str:
 @lru_cache(maxsize=16)
 def template_environment(templates_dir: str | None) -> Environment:
     """Package templates, overridable one file at a time from ``templates_dir``."""
-    loaders = [PackageLoader("alerts", "templates")]
+    loaders: list[BaseLoader] = [PackageLoader("alerts", "templates")]
     if templates_dir:
         loaders.insert(0, FileSystemLoader(templates_dir))
     return Environment(
@@ -230,7 +232,7 @@ def _story(alert: Alert) -> dict[str, object] | None:
     return out
 
 
-def webhook_payload(alert: Alert) -> dict:
+def webhook_payload(alert: Alert) -> dict[str, Any]:
     """The ``alert.created.v1`` body, documented in ``alerts/schema/alert.created.v1.json``."""
     item = alert.item
     data: dict[str, object] = {
@@ -285,7 +287,7 @@ def _slack_context(alert: Alert) -> str:
     return mrkdwn_escape(" · ".join(parts))
 
 
-def slack_payload(alert: Alert) -> dict:
+def slack_payload(alert: Alert) -> dict[str, Any]:
     """An incoming-webhook body: blocks for the client, ``text`` for notifications."""
     severity = clean_line(alert.watchlist.severity, 20).upper()
     update = "Update: " if alert.update else ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from email.message import EmailMessage
+from typing import Any
 
 from alerts.render import (
     SUBJECT_MAX,
@@ -131,7 +132,7 @@ def render_digest_email(
 # --- webhook -----------------------------------------------------------------------------
 
 
-def digest_payload(digest: Digest) -> dict:
+def digest_payload(digest: Digest) -> dict[str, Any]:
     """The ``alert.digest.v1`` body, documented in ``alerts/schema/alert.digest.v1.json``:
     each alert is the ``data`` object of ``alert.created.v1``, in digest order."""
     data = {
@@ -175,7 +176,7 @@ def _section(text: str) -> dict[str, object]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
-def slack_digest_payload(digest: Digest) -> dict:
+def slack_digest_payload(digest: Digest) -> dict[str, Any]:
     """An incoming-webhook body: one section per watch-list (split at Slack's size limit).
     Past Slack's 50 blocks the last block says how many alerts are not shown."""
     subject = mrkdwn_escape(digest_subject(digest))

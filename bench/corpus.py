@@ -27,7 +27,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as ``python bench/corpus.py`` from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from feeds.errors import ParseError
+from common.errors import ParseError
 from feeds.parse import parse_feed
 from feeds.types import FeedItem
 

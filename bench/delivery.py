@@ -14,7 +14,7 @@ moment) and ``watchfloor.deliver`` is enqueued after the commit. The channel has
 - burst: ``--matches`` written and enqueued as fast as the bench can, while the worker drains;
   deliveries/s from the first enqueue to the last receipt; p50/p95 of receipt - match time;
 - paced: one match per transaction at a rate well under capacity: latency without a queue;
-- in-process: ``worker.delivery.deliver(rt, id)`` one after another (``--baseline`` of them),
+- in-process: ``worker.outbox.deliver.deliver`` one after another (``--baseline`` of them),
   then again with one SSL context for the process (the fix suggested for the webhook channel);
 - scale-out: a preseeded load on 1, then 2 worker processes (``--scaleout-pool`` and
   ``--scaleout-concurrency`` each); threads by default, so one worker is one OS process.
@@ -55,13 +55,17 @@ from feeds.normalize import fingerprint
 from feeds.types import FeedItem
 from tests.helpers.configdir import write_config
 from tests.helpers.processes import service_env
-from worker import db, store
-from worker.delivery import deliver
+from worker import db
 from worker.logs import configure_logging
 from worker.models import ChannelState, Delivery, Item, Story, utcnow
+from worker.outbox import store as outbox_store
+from worker.outbox.deliver import deliver as deliver_row
+from worker.outbox.store import Kind
 from worker.planning import plan_delivery
 from worker.runtime import Runtime, build_runtime
 from worker.settings import load_settings
+from worker.store import feeds as feeds_store
+from worker.store import items as items_store
 
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 FEED_ID, CHANNEL_ID = "wire", "hook"
@@ -96,7 +100,7 @@ class Stack:
             with self.rt.sessions.begin() as session:
                 now = utcnow()
                 items = [self._item() for _ in range(min(batch, count - start))]
-                rows = store.insert_new_items(session, FEED_ID, items, now)
+                rows = items_store.insert_new(session, FEED_ID, items, now)
                 ids = [self._match(session, item_id, item, now) for item_id, item in rows]
             created.update(dict.fromkeys(ids, now.timestamp()))
             if after_commit is not None:
@@ -106,15 +110,15 @@ class Stack:
     def _match(self, session: Session, item_id: int, item: FeedItem, now: datetime) -> str:
         config = self.rt.config.current()
         story = Story(first_seen=now, last_seen=now, title=item.title, signature="")
-        session.add(story)  # a story of its own, as assign_story makes it, minus the LSH bands
+        session.add(story)  # a story of its own, as file_items makes it, minus the LSH bands
         session.flush()
         session.execute(sa.update(Item).where(Item.id == item_id).values(story_id=story.id))
         [match] = config.matcher.match(item.title, item.summary, feed_id=FEED_ID, feed_tags=())
         watchlist = config.watchlist(match.watchlist_id)
-        key = f"story:{story.id}"
-        match_id = store.insert_match(session, item_id, key, watchlist.severity, match, now)
+        severity = watchlist.severity
+        match_id = outbox_store.insert_alert(session, item_id, story.id, "", severity, match, now)
         plans = {CHANNEL_ID: plan_delivery(watchlist, config.channels[CHANNEL_ID], None, now)}
-        [delivery_id] = store.insert_deliveries(session, match_id, plans, now)
+        [delivery_id] = outbox_store.insert_deliveries(session, plans, now, match_id=match_id)
         return delivery_id
 
     def _item(self) -> FeedItem:
@@ -129,7 +133,7 @@ class Stack:
     def outbox(self) -> Counter[str]:
         with self.rt.sessions.begin() as session:
             query = sa.select(Delivery.status, sa.func.count()).group_by(Delivery.status)
-            return Counter({status: n for status, n in session.execute(query)})
+            return Counter({str(status): n for status, n in session.execute(query)})
 
     def unsettled(self) -> int:
         return sum(n for status, n in self.outbox().items() if status != "sent")
@@ -155,7 +159,7 @@ def open_stack(args: argparse.Namespace, tmp: Path, receiver: Receiver) -> Itera
     try:
         db.upgrade(rt.engine)
         with rt.sessions.begin() as session:
-            store.sync_feeds(session, rt.config.current().feeds, utcnow())
+            feeds_store.sync(session, rt.config.current().feeds, utcnow())
             session.add(ChannelState(id=CHANNEL_ID, error_count=0))  # see the module docstring
         yield Stack(args.redis, service_env(tmp, config_dir, db_url, args.redis), tmp, rt, receiver)
     finally:
@@ -176,7 +180,7 @@ def baseline(stack: Stack, count: int, name: str) -> Drain:
     started, cpu, (busy, total), calls = time.time(), time.process_time(), machine_cpu(), []
     for delivery_id in ids:
         t = time.perf_counter()
-        if (outcome := deliver(stack.rt, delivery_id)).status != "sent":
+        if (outcome := deliver_row(stack.rt, Kind.DELIVERY, delivery_id)).status != "sent":
             raise RuntimeError(f"in-process delivery {delivery_id}: {outcome}")
         calls.append(time.perf_counter() - t)
     seconds = max(stack.receiver.control("arrivals").values()) - started

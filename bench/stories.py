@@ -85,6 +85,17 @@ def pairwise(items: list[Item]) -> Score:
     return score(list(window_pairs(items)), lambda a, b: story.same_story(a.sig, b.sig))
 
 
+def filer_stories(items: list[Item]) -> Score:
+    """Story-level figures of the worker's own loop: ``feeds.story.StoryFiler`` (band keys
+    find candidates, ``choose_story`` decides), filing items in time order."""
+    filer = story.StoryFiler()
+    story_of = {
+        item.id: filer.file(item.sig, item.published_at)
+        for item in sorted(items, key=lambda i: i.published_at)
+    }
+    return score(list(window_pairs(items)), lambda a, b: story_of[a.id] == story_of[b.id])
+
+
 def worker_stories(items: list[Item], joins: Callable[[Item, list[Item]], bool]) -> Score:
     """Story-level figures for a worker that files items in time order.
 
@@ -109,8 +120,8 @@ def worker_stories(items: list[Item], joins: Callable[[Item, list[Item]], bool])
 def seed_stories(items: list[Item]) -> Score:
     """Story-level figures when a story keeps only its first item's signature and keys.
 
-    That is the shape of worker/stories.py today: the most similar seed within the
-    window gets the final ``same_story`` say.
+    That was worker/stories.py before it filed by ``StoryFiler``: the most similar seed
+    within the window gets the final ``same_story`` say.
     """
     seeds: list[Item] = []
     story_of: dict[str, int] = {}
@@ -243,6 +254,7 @@ def main() -> None:
     stories = len({i.story for i in items})
     print(f"{len(items)} items, {stories} stories")
     print(f"pairwise same_story:  {pairwise(items)}")
+    print(f"stories, the worker:  {filer_stories(items)}")
     print(f"stories, joins_story: {worker_stories(items, majority)}")
     print(f"stories, any member:  {worker_stories(items, any_member)}")
     print(f"stories, seed only:   {seed_stories(items)}")

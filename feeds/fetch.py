@@ -16,18 +16,16 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import httpx
 
-from feeds.errors import BlockedURLError, FetchError
-from feeds.guard import check_url, deadline_scope, guarded_transport, unwrap_blocked
+from common.errors import BlockedURLError, FetchError
+from common.guard import check_url, deadline_scope, guarded_transport, unwrap_blocked
+from common.http import parse_retry_after
 from feeds.types import FetchResult
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 PERMANENT_REDIRECTS = frozenset({301, 308})
-MAX_RETRY_AFTER = 24 * 3600.0  # a server may not park a feed for longer than a day
 _REASONS = {
     401: "authentication required",
     403: "forbidden",
@@ -192,23 +190,6 @@ def _status_error(response: httpx.Response) -> FetchError:
     if retry_after is not None:
         message += f" (retry after {retry_after:.0f}s)"
     return FetchError(message, permanent=status == 410, retry_after=retry_after)
-
-
-def parse_retry_after(value: str, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), capped."""
-    value = value.strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def _max_age(cache_control: str) -> int | None:

@@ -42,7 +42,7 @@ from xml.sax import SAXParseException
 
 import feedparser
 
-from feeds.errors import ParseError
+from common.errors import ParseError
 from feeds.normalize import RawEntry, normalize_entry
 from feeds.text import clean_text, collapse, decode_body, truncate
 from feeds.types import ParsedFeed
@@ -146,7 +146,8 @@ def _bozo(result: Mapping[str, Any]) -> str:
     return truncate(collapse(message), 160)
 
 
-def _entry(entry: Mapping[str, Any]) -> RawEntry:
+def _entry(entry: dict[str, Any]) -> RawEntry:
+    """One feedparser entry (a FeedParserDict, a dict subclass) as a RawEntry."""
     summary, summary_html = entry.get("summary"), _is_html(entry.get("summary_detail"))
     if not summary and entry.get("content"):
         content = entry["content"][0]
@@ -182,7 +183,8 @@ def _str(value: Any) -> str:
 def _struct_utc(value: Any) -> datetime | None:
     """feedparser's ``*_parsed`` (a UTC struct_time) as an aware datetime."""
     try:
-        return datetime(*value[:5], min(value[5], 59), tzinfo=UTC)
+        year, month, day, hour, minute, second = value[:6]
+        return datetime(year, month, day, hour, minute, min(second, 59), tzinfo=UTC)
     except (TypeError, ValueError, OverflowError, IndexError):
         return None
 
@@ -408,7 +410,7 @@ def _json_entry(item: Mapping[str, Any]) -> RawEntry:
         summary, html = _str(item.get("content_text")), False
     authors = item.get("authors") or [item.get("author")]
     author = authors[0] if isinstance(authors, list) and authors else None
-    tags = item.get("tags") if isinstance(item.get("tags"), list) else []
+    tags = item.get("tags")
     return RawEntry(
         id=_str(item.get("id")),
         title=_str(item.get("title")),
@@ -417,7 +419,7 @@ def _json_entry(item: Mapping[str, Any]) -> RawEntry:
         summary_html=html,
         published=_iso_date(item.get("date_published") or item.get("date_modified")),
         author=_str(author.get("name")) if isinstance(author, dict) else "",
-        tags=tuple(_str(t) for t in tags),
+        tags=tuple(_str(t) for t in tags) if isinstance(tags, list) else (),
     )
 
 

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from common.durations import parse_duration
+
 SLUG = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
-_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(value: object) -> timedelta:
-    """Read ``2s``, ``30s``, ``5m``, ``1h``, ``7d`` (or a number of seconds)."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    if isinstance(value, str) and (m := _DURATION.match(value)):
-        return timedelta(seconds=int(m.group(1)) * _UNIT_SECONDS[m.group(2)])
-    raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 1h, 7d)")
 
 
 class FeedSource(BaseModel):

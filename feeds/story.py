@@ -159,6 +159,77 @@ def joins_story(sig: StorySignature, members: Iterable[StorySignature]) -> bool:
     return bool(votes) and 2 * sum(votes) >= len(votes)
 
 
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A story an item may join: its members' signatures with when each was seen."""
+
+    story_id: int
+    members: tuple[tuple[StorySignature, datetime], ...]
+
+
+def choose_story(
+    sig: StorySignature,
+    seen: datetime,
+    candidates: Iterable[Candidate],
+    window: timedelta = STORY_WINDOW,
+) -> int | None:
+    """The story an item seen at ``seen`` joins, or None for a story of its own.
+
+    A candidate qualifies when its members within the window vote the item in
+    (``joins_story``); of those, the one with the most similar member wins, the first given
+    on a tie (the filer gives them oldest first). The worker, tests/feeds/test_story.py and
+    bench/stories.py all file through it (``StoryFiler``).
+    """
+    best: tuple[float, int] | None = None
+    for candidate in candidates:
+        near = [m for m, at in candidate.members if within_window(seen, at, window)]
+        if not near or not joins_story(sig, near):
+            continue
+        score = max(similarity(sig, member) for member in near)
+        if best is None or score > best[0]:  # on a tie the earlier candidate stays
+            best = (score, candidate.story_id)
+    return None if best is None else best[1]
+
+
+class StoryFiler:
+    """Files items into stories one at a time, in the order given: band keys find the
+    candidate stories, ``choose_story`` decides. Stories it makes get ids -1, -2, ...
+
+    The worker seeds it with the stories the database holds for a poll's band keys; the
+    tests and bench/stories.py start it empty. All three file by this one loop.
+    """
+
+    def __init__(
+        self,
+        members: dict[int, list[tuple[StorySignature, datetime]]] | None = None,
+        index: dict[int, set[int]] | None = None,
+        window: timedelta = STORY_WINDOW,
+    ) -> None:
+        self.members = members if members is not None else {}
+        self.index = index if index is not None else {}
+        self.window = window
+        self.made = 0
+
+    def file(self, sig: StorySignature, seen: datetime) -> int:
+        keys = band_keys(sig)
+        # oldest first: stored stories by id, then the ones made here in order (-1, -2, ...)
+        ids = sorted({sid for key in keys for sid in self.index.get(key, ())}, key=_age)
+        candidates = [Candidate(sid, tuple(self.members[sid])) for sid in ids]
+        chosen = choose_story(sig, seen, candidates, self.window)
+        if chosen is None:
+            self.made += 1
+            chosen = -self.made
+            self.members[chosen] = []
+        self.members[chosen].append((sig, seen))
+        for key in keys:
+            self.index.setdefault(key, set()).add(chosen)
+        return chosen
+
+
+def _age(story_id: int) -> tuple[bool, int]:
+    return story_id < 0, abs(story_id)
+
+
 def headline_coverage(a: StorySignature, b: StorySignature) -> float:
     """The larger share of one headline's names and numbers found among the other's words.
 
@@ -235,8 +306,12 @@ def from_json(text: str) -> StorySignature:
         raise ValueError(f"story signature version {sig.version}, expected {SIGNATURE_VERSION}")
     if not isinstance(sig.size, int) or not len(sig.hashes) <= sig.size:
         raise ValueError("story signature size is smaller than its sketch")
-    limits = ((sig.hashes, SKETCH_SIZE), (sig.title, TITLE_SKETCH_SIZE))
-    limits += ((sig.words, WORDS_SIZE), (sig.headline, HEADLINE_SIZE))
+    limits = (
+        (sig.hashes, SKETCH_SIZE),
+        (sig.title, TITLE_SKETCH_SIZE),
+        (sig.words, WORDS_SIZE),
+        (sig.headline, HEADLINE_SIZE),
+    )
     if any(len(values) > limit for values, limit in limits):
         raise ValueError("story signature sketch is too long")
     return sig
@@ -264,7 +339,9 @@ def _tokens(text: str) -> list[tuple[str, bool]]:
     In Title Case or ALL CAPS text (three in four words capitalized) capitals say
     nothing, so only numbers are flagged.
     """
-    words, capitalized, previous_end = [], [], 0
+    words: list[str] = []
+    capitalized: list[bool] = []
+    previous_end = 0
     for match in _TOKEN.finditer(text):
         gap = text[previous_end : match.start()]
         sentence_start = not words or any(c in _SENTENCE_END for c in gap)

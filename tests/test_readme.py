@@ -51,3 +51,12 @@ def test_the_quick_start_says_how_to_call_the_installed_command() -> None:
     if command.exists():  # the venv that `make run` / `make test` create
         done = subprocess.run([str(command), "--version"], capture_output=True, text=True)
         assert done.returncode == 0 and done.stdout.startswith("watchfloor ")
+
+
+def test_the_environment_table_is_the_settings_table() -> None:
+    from worker.settings import readme_rows
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("### Environment", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    assert rows == readme_rows()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
+from typing import Any
 
 from celery import Celery, signals
 from kombu import Exchange, Queue
@@ -18,15 +18,14 @@ def _transport_options(settings: Settings) -> dict[str, float]:
     ``create_engine``, which rejects unknown keys, so it gets none."""
     if settings.embedded_broker:
         return {}
-    visibility = float(os.environ.get("WATCHFLOOR_VISIBILITY_TIMEOUT", "3600"))
-    return {"visibility_timeout": visibility, "polling_interval": 0.5}
+    return {"visibility_timeout": settings.visibility_timeout, "polling_interval": 0.5}
 
 
-def create_app(settings: Settings | None = None) -> Celery:
-    settings = settings or load_settings()
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
-    app = Celery("watchfloor", broker=settings.broker_url, include=["worker.tasks"])
-    app.conf.update(
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The app's configuration, built when Celery first needs it (never at import)."""
+    settings.var_dir.mkdir(parents=True, exist_ok=True)  # beat's schedule, the SQLite broker
+    return dict(
+        broker_url=settings.broker_url,
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,
@@ -59,6 +58,13 @@ def create_app(settings: Settings | None = None) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=True,
         enable_utc=True,
     )
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    """The Celery app; with no settings given, they are read from the environment the first
+    time the app's configuration is used (``celery -A worker.app`` imports this module)."""
+    app = Celery("watchfloor", include=["worker.tasks"])
+    app.add_defaults(lambda: celery_config(settings or load_settings()))
     return app
 
 
@@ -66,7 +72,7 @@ def create_app(settings: Settings | None = None) -> Celery:
 def _setup_logging(loglevel: str | int | None = None, **_: object) -> None:
     if isinstance(loglevel, int):
         loglevel = logging.getLevelName(loglevel)
-    configure_logging(loglevel)
+    configure_logging(loglevel, load_settings().log_format)
 
 
 app = create_app()

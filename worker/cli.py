@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import pkgutil
 import sys
 from collections.abc import Sequence
 
 from worker import commands
 from worker.config import ConfigError, load_config
-from worker.settings import load_settings
+from worker.settings import SettingsError, load_settings
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -49,7 +48,7 @@ def _run(args: argparse.Namespace) -> int:
             engine.dispose()
     from worker.app import app
 
-    loglevel = args.loglevel or os.environ.get("WATCHFLOOR_LOG_LEVEL", "INFO")
+    loglevel = args.loglevel or settings.log_level or "INFO"
     argv = ["worker", "--beat", "-Q", "poll,deliver", f"--loglevel={loglevel}"]
     argv += [f"--concurrency={args.concurrency}", "--hostname", f"watchfloor@{args.hostname}"]
     app.worker_main(argv)
@@ -58,7 +57,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _poll(args: argparse.Namespace) -> int:
     from worker import pipeline
-    from worker.delivery import deliver
+    from worker.outbox.deliver import deliver
+    from worker.outbox.store import Kind
     from worker.runtime import runtime
 
     rt = runtime()
@@ -79,7 +79,8 @@ def _poll(args: argparse.Namespace) -> int:
         print(json.dumps({"feed": feed_id, "status": outcome.status, "error": outcome.error}))
         status = 1 if outcome.status == "error" else status
         for delivery_id in outcome.delivery_ids if args.deliver else ():
-            print(json.dumps({"delivery": delivery_id, "status": deliver(rt, delivery_id).status}))
+            sent = deliver(rt, Kind.DELIVERY, delivery_id)
+            print(json.dumps({"delivery": delivery_id, "status": sent.status}))
     return status
 
 
@@ -187,10 +188,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from worker.logs import configure_logging
 
     args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     # A one-shot command prints its answer; its log says only what went wrong (warnings),
     # unless WATCHFLOOR_LOG_LEVEL asks for more. `run` is a service: INFO by default.
     default = "INFO" if args.command == "run" else "WARNING"
-    configure_logging(os.environ.get("WATCHFLOOR_LOG_LEVEL", default))
+    configure_logging(settings.log_level or default, settings.log_format)
     return _dispatch(args)
 
 

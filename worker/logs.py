@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import structlog
@@ -27,11 +26,10 @@ class _TaskChatterFilter(logging.Filter):
         return not str(record.msg).startswith(_CHATTY_PREFIXES)
 
 
-def configure_logging(level: str | None = None) -> None:
-    level_name = (level or os.environ.get("WATCHFLOOR_LOG_LEVEL", "INFO")).upper()
-    as_json = (
-        os.environ.get("WATCHFLOOR_LOG_FORMAT", "").lower() == "json" or not sys.stderr.isatty()
-    )
+def configure_logging(level: str | None = None, log_format: str = "") -> None:
+    """``log_format``: ``json``, ``console``, or "" for JSON unless stderr is a terminal."""
+    level_name = (level or "INFO").upper()
+    as_json = log_format == "json" or (log_format != "console" and not sys.stderr.isatty())
     renderer = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if as_json

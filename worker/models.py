@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -39,6 +41,44 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class DeliveryStatus(StrEnum):
+    """Where an outbox row (a delivery or a digest) stands; see worker/outbox/transitions.py.
+
+    pending ─claim─▶ sending ─sent─▶ sent
+       ▲               │ └─failed─▶ failed ─(due)─claim─▶ sending ...   (or dead, when spent)
+       │               └─over the rate limit─▶ held ─batch─▶ batched ─(its digest)─▶ sent|dead
+    digest ─batch─▶ batched          silenced (never sent)      dead ─requeue─▶ pending
+    """
+
+    PENDING = "pending"  # due at next_attempt_at (quiet hours set it later)
+    DIGEST = "digest"  # waits for its digest window to close (next_attempt_at)
+    HELD = "held"  # over the channel's rate limit: goes out grouped at next_attempt_at
+    BATCHED = "batched"  # joined a digest row, which is sent in its place
+    SENDING = "sending"  # claimed by a worker at claimed_at
+    FAILED = "failed"  # an attempt failed; the next is due at next_attempt_at
+    SENT = "sent"
+    DEAD = "dead"  # no attempt left; `watchfloor deliveries retry` sends it again
+    SILENCED = "silenced"  # recorded, never sent
+
+
+def status_check(table: str) -> CheckConstraint:
+    values = ", ".join(f"'{s.value}'" for s in DeliveryStatus)
+    return CheckConstraint(f"status IN ({values})", name=f"ck_{table}_status")
+
+
+class StatusType(TypeDecorator[DeliveryStatus]):
+    """A status column: plain text in the database, a DeliveryStatus in Python."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else DeliveryStatus(value).value
+
+    def process_result_value(self, value: str | None, dialect: Any) -> DeliveryStatus | None:
+        return None if value is None else DeliveryStatus(value)
 
 
 class Base(DeclarativeBase):
@@ -82,37 +122,38 @@ class Item(Base):
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     fingerprint: Mapped[str] = mapped_column(String(64))
     story_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    # feeds.story.to_json of this item: a new item is compared with every member of a story
+    signature: Mapped[str | None] = mapped_column(Text)
 
 
 class MatchRow(Base):
-    """One alert-worthy match: unique per (watch-list, story), so a story alerts once."""
+    """One alert: unique per (watch-list, story, update), so a story alerts once per
+    watch-list, and each of its update alerts (``alerts.updates``) at most once more."""
 
     __tablename__ = "matches"
-    __table_args__ = (UniqueConstraint("watchlist_id", "story_key", name="uq_matches_story"),)
+    __table_args__ = (
+        UniqueConstraint("watchlist_id", "story_id", "update_kind", name="uq_matches_story"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
     watchlist_id: Mapped[str] = mapped_column(String(64))
-    story_key: Mapped[str] = mapped_column(String(64))  # "item:<id>" or "story:<id>"
+    story_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    # "" for the story's first alert, else the update: "official", "sources-5"
+    update_kind: Mapped[str] = mapped_column(String(32), default="")
     severity: Mapped[str] = mapped_column(String(16))
     hits: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     snippet: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Delivery(Base):
-    """The outbox: one row per (match, channel). Its id is the idempotency key."""
-
-    __tablename__ = "deliveries"
-    __table_args__ = (
-        UniqueConstraint("match_id", "channel_id", name="uq_deliveries_match_channel"),
-        Index("ix_deliveries_due", "status", "next_attempt_at"),
-    )
+class OutboxColumns:
+    """The row protocol every outbox table shares (deliveries, digests): its id is the
+    idempotency key; its status moves only by worker/outbox/transitions.py."""
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    match_id: Mapped[int] = mapped_column(ForeignKey("matches.id", ondelete="CASCADE"))
     channel_id: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[DeliveryStatus] = mapped_column(StatusType, default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -120,32 +161,57 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Delivery(OutboxColumns, Base):
+    """One alert to one channel: of a match, or of an ops event (a failing feed or channel)."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("match_id", "channel_id", name="uq_deliveries_match_channel"),
+        UniqueConstraint("ops_event_id", "channel_id", name="uq_deliveries_ops_channel"),
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        status_check("deliveries"),
+        CheckConstraint(
+            "(match_id IS NULL) <> (ops_event_id IS NULL)", name="ck_deliveries_one_source"
+        ),
+    )
+
+    match_id: Mapped[int | None] = mapped_column(ForeignKey("matches.id", ondelete="CASCADE"))
+    ops_event_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ops_events.id", ondelete="CASCADE", name="fk_deliveries_ops_event_id")
+    )
     digest_id: Mapped[str | None] = mapped_column(
         ForeignKey("digests.id", name="fk_deliveries_digest_id"), index=True
     )
 
 
-class DigestRow(Base):
+class DigestRow(OutboxColumns, Base):
     """Several deliveries of one channel sent as one message; its id is the idempotency key.
 
     Deliveries join a digest in the same UPDATE that creates it, so each is in exactly one.
     """
 
     __tablename__ = "digests"
-    __table_args__ = (Index("ix_digests_due", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_digests_due", "status", "next_attempt_at"), status_check("digests"))
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    channel_id: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(String(16))  # "digest" or "rate-limit"
     window_start: Mapped[datetime] = mapped_column(UTCDateTime)
     window_end: Mapped[datetime] = mapped_column(UTCDateTime)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OpsEvent(Base):
+    """Something an operator must hear of (a feed failing for hours, a channel failing),
+    written in the transaction that records the error; its deliveries go out as alerts.
+    ``key`` names the episode, so one failure is told once."""
+
+    __tablename__ = "ops_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    subject: Mapped[str] = mapped_column(String(140))  # "feed wire", "channel hook"
+    title: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

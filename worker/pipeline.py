@@ -1,34 +1,44 @@
-"""Poll one feed: fetch, parse, keep new items, match, write the outbox in one transaction."""
+"""Poll one feed: read its state, fetch, parse, decide, and write it all in one transaction.
+
+The decisions are pure (worker/planning.py, alerts/updates.py, feeds/story.py); the store
+is asked for plain snapshots before, and handed plain results after. Only new items go on:
+they are filed into stories, matched, and each alert is written with its deliveries (the
+outbox) in the transaction that records the poll. A failing feed that crosses its
+threshold writes its ops alert in the transaction that records the error.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import structlog
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from alerts.types import Match
 from alerts.updates import story_updates
 from alerts.watchlists import WatchList
-from feeds.errors import IngestError
+from common.errors import IngestError
 from feeds.fetch import fetch
 from feeds.normalize import content_hash
 from feeds.parse import parse_feed
 from feeds.sources import FeedSource
-from feeds.types import FeedItem, FetchResult
-from worker import store
+from feeds.types import FeedItem, FetchResult, ParsedFeed
+from worker import planning
 from worker.config import Config
-from worker.delivery import warn_failing
-from worker.models import Feed, Item, utcnow
-from worker.planning import find_silence, plan_delivery
+from worker.models import utcnow
+from worker.outbox import store as outbox_store
+from worker.outbox.ops import raise_ops_alert
 from worker.runtime import Runtime
-from worker.stories import assign_story
+from worker.store import feeds as feeds_store
+from worker.store import items as items_store
+from worker.store import silences as silences_store
+from worker.store.feeds import FeedState, PollRecord
+from worker.store.silences import SilenceRecord
+from worker.stories import file_items
 
 log = structlog.get_logger(__name__)
-MAX_BACKOFF = timedelta(hours=6)
 
 
 @dataclass
@@ -37,7 +47,7 @@ class PollOutcome:
     status: str  # "ok", "not-modified", "unchanged", "error", "skipped"
     new_items: list[tuple[int, FeedItem]] = field(default_factory=list)
     matches: list[tuple[int, Match]] = field(default_factory=list)
-    delivery_ids: list[str] = field(default_factory=list)
+    delivery_ids: list[str] = field(default_factory=list)  # to enqueue after commit
     error: str | None = None
     fetch_seconds: float | None = None
 
@@ -49,176 +59,161 @@ def poll_feed(rt: Runtime, feed_id: str, now: datetime | None = None) -> PollOut
     if source is None or not source.enabled:
         return PollOutcome(feed_id, "skipped", error="not in config or disabled")
     with rt.sessions.begin() as session:
-        store.sync_feeds(session, [source], now)
-        feed = session.get(Feed, feed_id)
-        url, etag, last_modified = feed.url, feed.etag, feed.last_modified
-        body_hash, first_poll = feed.body_hash, feed.last_success_at is None
+        feeds_store.sync(session, [source], now)
+        feed = feeds_store.state(session, feed_id)
     started = time.monotonic()
     try:
         result = fetch(
-            url,
-            etag=etag,
-            last_modified=last_modified,
+            feed.url,
+            etag=feed.etag,
+            last_modified=feed.last_modified,
             limits=rt.fetch_limits,
             allow_private=rt.settings.allow_private_urls,
         )
-        fetched = time.monotonic() - started
-        if result.not_modified or content_hash(result.body or b"") == body_hash:
-            outcome = _unchanged(rt, source, result, now)
-        else:
-            parsed = parse_feed(
-                result.body or b"", url=result.url, content_type=result.content_type
-            )
-            items, ttl = parsed.items, parsed.ttl_seconds
-            outcome = _store_new(rt, config, source, result, items, ttl, first_poll, now)
+        outcome = _fetched(rt, config, source, feed, result, now)
     except IngestError as exc:
-        outcome, fetched = _failed(rt, source, exc, now), time.monotonic() - started
-    outcome.fetch_seconds = fetched
+        outcome = _failed(rt, config, source, feed, exc, now)
+    outcome.fetch_seconds = time.monotonic() - started
     return outcome
 
 
-def _next_poll(source: FeedSource, now: datetime, hint_seconds: int | None) -> datetime:
-    """The configured interval; a server's max-age or <ttl> may stretch it up to 4x."""
-    interval = source.interval
-    if hint_seconds:
-        interval = max(interval, min(timedelta(seconds=hint_seconds), interval * 4))
-    return now + interval
+def _fetched(
+    rt: Runtime,
+    config: Config,
+    source: FeedSource,
+    feed: FeedState,
+    result: FetchResult,
+    now: datetime,
+) -> PollOutcome:
+    body_hash = content_hash(result.body or b"")
+    if result.not_modified or body_hash == feed.body_hash:
+        with rt.sessions.begin() as session:
+            feeds_store.record_poll(
+                session, source.id, planning.poll_succeeded(source, result, now), now
+            )
+        status = "not-modified" if result.not_modified else "unchanged"
+        log.debug("feed polled", feed_id=source.id, status=status)  # nothing new: chatter
+        return PollOutcome(source.id, status)
+    parsed = parse_feed(result.body or b"", url=result.url, content_type=result.content_type)
+    record = planning.poll_succeeded(source, result, now, body_hash, parsed.ttl_seconds)
+    return _store_new(rt, config, source, feed, parsed, record, now)
 
 
-def _unchanged(rt: Runtime, source: FeedSource, result: FetchResult, now: datetime) -> PollOutcome:
+def _failed(
+    rt: Runtime,
+    config: Config,
+    source: FeedSource,
+    feed: FeedState,
+    exc: IngestError,
+    now: datetime,
+) -> PollOutcome:
+    record = planning.poll_failed(source, feed, exc, now)
+    threshold = rt.settings.feed_failing_after
+    outcome = PollOutcome(source.id, "error", error=record.error)
     with rt.sessions.begin() as session:
-        feed = session.get(Feed, source.id)
-        _remember_validators(feed, result)
-        store.record_feed_success(session, feed, now, _next_poll(source, now, result.max_age))
-    status = "not-modified" if result.not_modified else "unchanged"
-    log.debug("feed polled", feed_id=source.id, status=status)  # nothing new: chatter
-    return PollOutcome(source.id, status)
-
-
-def _remember_validators(feed: Feed, result: FetchResult) -> None:
-    feed.etag = result.etag or feed.etag
-    feed.last_modified = result.last_modified or feed.last_modified
-    if result.permanent_url and result.permanent_url != feed.url:
-        log.info("feed moved permanently", feed_id=feed.id, url=result.permanent_url)
-        feed.url = result.permanent_url
-
-
-def _failed(rt: Runtime, source: FeedSource, exc: IngestError, now: datetime) -> PollOutcome:
-    message = f"{exc.kind}: {exc.message}"
-    with rt.sessions.begin() as session:
-        feed = session.get(Feed, source.id)
-        crossed = _crosses_failing_threshold(feed, rt.settings.feed_failing_after, now)
-        backoff = min(source.interval * 2 ** min(feed.error_count, 16), MAX_BACKOFF)
-        if exc.retry_after:
-            backoff = max(backoff, timedelta(seconds=exc.retry_after))
-        store.record_feed_error(session, feed, message, now, now + backoff, exc.permanent)
-        errors = feed.error_count
+        errors = feeds_store.record_poll(session, source.id, record, now)
+        if planning.crosses_failing_threshold(feed, threshold, now):
+            since = planning.failing_since(feed).isoformat()
+            message = f"failing for over {threshold}: {record.error}"
+            key, subject = f"feed:{source.id}:failing-since:{since}", f"feed {source.id}"
+            outcome.delivery_ids = raise_ops_alert(
+                session, config, key, subject, errors, message, now
+            )
     log.warning(
         "feed poll failed",
         feed_id=source.id,
-        error=message,
+        error=record.error,
         error_count=errors,
-        disabled=exc.permanent,
+        disabled=record.disable,
     )
-    if crossed:
-        failing = f"feed {source.id}"
-        warn_failing(
-            rt, failing, errors, f"failing for over {rt.settings.feed_failing_after}: {message}"
-        )
-    return PollOutcome(source.id, "error", error=message)
-
-
-def _crosses_failing_threshold(feed: Feed, threshold: timedelta, now: datetime) -> bool:
-    """True on the first failed poll after the feed has been failing for ``threshold``."""
-    since = feed.last_success_at or feed.created_at
-    if now - since < threshold:
-        return False
-    return feed.last_error_at is None or feed.last_error_at - since < threshold
-
-
-def _alertable(item: FeedItem, first_poll: bool, window: timedelta, now: datetime) -> bool:
-    """On a feed's first poll, only recent items alert, so adding a feed never floods the desk."""
-    if not first_poll:
-        return True
-    return item.published_at is not None and item.published_at >= now - window
+    return outcome
 
 
 def _store_new(
     rt: Runtime,
     config: Config,
     source: FeedSource,
-    result: FetchResult,
-    items: tuple[FeedItem, ...],
-    ttl: int | None,
-    first_poll: bool,
+    feed: FeedState,
+    parsed: ParsedFeed,
+    record: PollRecord,
     now: datetime,
 ) -> PollOutcome:
     outcome = PollOutcome(source.id, "ok")
-    window = timedelta(hours=rt.settings.first_poll_window_hours)
+    window = rt.settings.first_poll_window
     with rt.sessions.begin() as session:
-        outcome.new_items = store.insert_new_items(session, source.id, items, now)
+        outcome.new_items = items_store.insert_new(session, source.id, parsed.items, now)
+        story_of = file_items(session, outcome.new_items, now)
+        alerts = _Alerts(session, config, source, now, outcome)
         for item_id, item in outcome.new_items:
-            story_id = assign_story(session, item, now)
-            session.execute(update(Item).where(Item.id == item_id).values(story_id=story_id))
-            if _alertable(item, first_poll, window, now):
-                _match_item(session, config, source, (item_id, story_id), item, now, outcome)
-        feed = session.get(Feed, source.id)
-        _remember_validators(feed, result)
-        feed.body_hash = content_hash(result.body or b"")
-        hint = max(filter(None, (result.max_age, ttl)), default=None)
-        store.record_feed_success(session, feed, now, _next_poll(source, now, hint))
+            if planning.alertable(item.published_at, feed.first_poll, window, now):
+                alerts.match(item_id, story_of[item_id], item)
+        feeds_store.record_poll(session, source.id, record, now)
     (log.info if outcome.new_items else log.debug)(
         "feed polled",
         feed_id=source.id,
         status="ok",
-        items=len(items),
+        items=len(parsed.items),
         new_items=len(outcome.new_items),
         matches=len(outcome.matches),
     )
     return outcome
 
 
-def _match_item(
-    session: Session,
-    config: Config,
-    source: FeedSource,
-    ids: tuple[int, int],
-    item: FeedItem,
-    now: datetime,
-    outcome: PollOutcome,
-) -> None:
-    """Record each watch-list that fires, once per story, with one delivery per channel;
-    on a story already alerted, the updates it triggers (watch-list ``notify_updates``)."""
-    item_id, story_id = ids
-    matches = config.matcher.match(
-        item.title, item.summary, feed_id=source.id, feed_tags=source.tags
-    )
-    silences = store.active_silences(session, now) if matches else []
+@dataclass
+class _Alerts:
+    """Alerts of one poll: each watch-list that fires, once per story, with one delivery
+    per channel; on a story already alerted, the updates it earns (``notify_updates``)."""
 
-    def record(watchlist: WatchList, key: str, match: Match) -> bool:
-        match_id = store.insert_match(session, item_id, key, watchlist.severity, match, now)
-        if match_id is None:  # the unique (watch-list, key): already alerted
+    session: Session
+    config: Config
+    source: FeedSource
+    now: datetime
+    outcome: PollOutcome
+    _silences: list[SilenceRecord] | None = None
+
+    def match(self, item_id: int, story_id: int, item: FeedItem) -> None:
+        matches = self.config.matcher.match(
+            item.title, item.summary, feed_id=self.source.id, feed_tags=self.source.tags
+        )
+        for match in matches:
+            watchlist = self.config.watchlist(match.watchlist_id)
+            if watchlist is None:
+                continue
+            if self._record(watchlist, item_id, story_id, "", match):
+                continue
+            if watchlist.notify_updates:
+                before = items_store.story_sources(self.session, story_id, except_item=item_id)
+                is_official = self.config.is_official
+                for update in story_updates(watchlist, self.source.id, before, is_official):
+                    self._record(watchlist, item_id, story_id, update, match)
+
+    def _record(
+        self, watchlist: WatchList, item_id: int, story_id: int, update: str, match: Match
+    ) -> bool:
+        """False when the (watch-list, story, update) alerted already."""
+        severity = watchlist.severity
+        match_id = outbox_store.insert_alert(
+            self.session, item_id, story_id, update, severity, match, self.now
+        )
+        if match_id is None:
             return False
-        outcome.matches.append((match_id, match))
+        self.outcome.matches.append((match_id, match))
+        silences = self._active_silences()
         plans = {
-            channel_id: plan_delivery(
+            channel_id: planning.plan_delivery(
                 watchlist,
-                config.channels.get(channel_id),
-                find_silence(silences, watchlist.id, channel_id, now),
-                now,
+                self.config.channels.get(channel_id),
+                planning.find_silence(silences, watchlist.id, channel_id, self.now),
+                self.now,
             )
             for channel_id in watchlist.channels
         }
-        outcome.delivery_ids += store.insert_deliveries(session, match_id, plans, now)
+        self.outcome.delivery_ids += outbox_store.insert_deliveries(
+            self.session, plans, self.now, match_id=match_id
+        )
         return True
 
-    for match in matches:
-        watchlist = config.watchlist(match.watchlist_id)
-        if watchlist is None:
-            continue
-        key = f"story:{story_id}"
-        if record(watchlist, key, match) or not watchlist.notify_updates:
-            continue
-        before = store.story_sources(session, story_id, except_item=item_id)
-        for change in story_updates(watchlist, source.id, before, config.is_official):
-            record(watchlist, f"{key}:{change}", match)
+    def _active_silences(self) -> list[SilenceRecord]:
+        if self._silences is None:
+            self._silences = silences_store.active(self.session, self.now)
+        return self._silences

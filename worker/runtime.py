@@ -16,14 +16,6 @@ from worker.config import ConfigCache
 from worker.db import make_engine, session_factory
 from worker.settings import Settings, load_settings
 
-DEFAULT_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h,10h,10h"
-
-
-def _durations(spec: str) -> tuple[timedelta, ...]:
-    from feeds.sources import parse_duration
-
-    return tuple(parse_duration(part) for part in spec.split(",") if part.strip())
-
 
 @dataclass
 class Runtime:
@@ -32,10 +24,7 @@ class Runtime:
     sessions: sessionmaker[Session]
     config: ConfigCache
     fetch_limits: FetchLimits = field(default_factory=FetchLimits)
-    delivery_lease: timedelta = timedelta(minutes=5)
-    retry_schedule: tuple[timedelta, ...] = _durations(DEFAULT_RETRY_SCHEDULE)
     max_countdown: timedelta = timedelta(seconds=60)
-    requeue_after: timedelta = timedelta(seconds=60)
     _channels: dict[str, tuple[object, Channel]] = field(default_factory=dict)
 
     def channel(self, channel_id: str) -> Channel | None:
@@ -53,15 +42,11 @@ class Runtime:
 def build_runtime(settings: Settings | None = None) -> Runtime:
     settings = settings or load_settings()
     engine = make_engine(settings.database_url)
-    env = os.environ
     return Runtime(
         settings=settings,
         engine=engine,
         sessions=session_factory(engine),
         config=ConfigCache(settings.config_dir),
-        delivery_lease=timedelta(seconds=float(env.get("WATCHFLOOR_DELIVERY_LEASE", "300"))),
-        retry_schedule=_durations(env.get("WATCHFLOOR_RETRY_SCHEDULE", DEFAULT_RETRY_SCHEDULE)),
-        requeue_after=timedelta(seconds=float(env.get("WATCHFLOOR_REQUEUE_AFTER", "60"))),
     )
 
 

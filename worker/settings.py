@@ -1,18 +1,237 @@
-"""Process settings from the environment (``WATCHFLOOR_*``)."""
+"""Process settings: every ``WATCHFLOOR_*`` variable declared once, in ``OPTIONS``.
+
+Each option has its default (as it would be written in the environment), its parser and
+the line the README's table shows (miniflux's ``options.go``). ``load_settings`` reads the
+environment when it is called, never at import, and a bad value is a ``SettingsError``
+that names the variable. The README's table is checked against ``OPTIONS`` by a test.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+from alerts.controls import DEFAULT_RETRY_SCHEDULE
+from common.durations import parse_durations
 
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
 
 
-def env_flag(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    return default if value is None else value.strip().lower() in _TRUE
+class SettingsError(ValueError):
+    """An environment variable that cannot be read; the message names it."""
+
+
+def _flag(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise ValueError(f"not a yes/no value: {text!r} (use 1 or 0)")
+    return value in _TRUE
+
+
+def _seconds(text: str) -> float:
+    seconds = float(text)
+    if not seconds > 0:
+        raise ValueError(f"must be a positive number of seconds, not {text!r}")
+    return seconds
+
+
+def _minutes(text: str) -> timedelta:
+    return timedelta(seconds=_seconds(text) * 60)
+
+
+def _hours(text: str) -> timedelta:
+    return timedelta(seconds=_seconds(text) * 3600)
+
+
+def _days(text: str) -> timedelta:
+    return timedelta(seconds=_seconds(text) * 86400)
+
+
+def _port(text: str) -> int | None:
+    if not text.strip():
+        return None
+    port = int(text)
+    if not 0 < port < 65536:
+        raise ValueError(f"not a TCP port: {text!r}")
+    return port
+
+
+def _schedule(text: str) -> tuple[timedelta, ...]:
+    delays = parse_durations(text)
+    if not delays:
+        raise ValueError("give at least one delay, e.g. 5s,5m,30m")
+    return delays
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"{text!r} is not one of {', '.join(a or '(empty)' for a in allowed)}")
+        return value
+
+    return parse
+
+
+def _level(text: str) -> str:
+    value = text.strip().upper()
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError(f"not a log level: {text!r} (DEBUG, INFO, WARNING or ERROR)")
+    return value
+
+
+def _text(text: str) -> str:
+    return text.strip()
+
+
+def _path(text: str) -> Path:
+    return Path(text).resolve()
+
+
+def _short(delay: timedelta) -> str:
+    seconds = int(delay.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+_DEFAULT_RETRY = ",".join(map(_short, DEFAULT_RETRY_SCHEDULE))
+
+
+@dataclass(frozen=True)
+class Option:
+    env: str  # the variable
+    field: str  # the Settings attribute it sets
+    default: str  # as it would be written in the environment; "" is unset
+    parse: Callable[[str], Any]
+    doc: str
+    shown_default: str | None = None  # for the README, when ``default`` says too little
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("WATCHFLOOR_CONFIG_DIR", "config_dir", "./config", _path, "config directory"),
+    Option(
+        "WATCHFLOOR_VAR_DIR", "var_dir", "./var", _path, "state directory for the embedded defaults"
+    ),
+    Option(
+        "WATCHFLOOR_DATABASE_URL",
+        "database_url",
+        "",
+        _text,
+        "SQLAlchemy URL (`sqlite:///...`, `postgresql+psycopg://...`)",
+        "SQLite in `var/`",
+    ),
+    Option(
+        "WATCHFLOOR_BROKER_URL",
+        "broker_url",
+        "",
+        _text,
+        "Celery broker (`redis://...`)",
+        "SQLite broker in `var/` (`sqla+sqlite://`)",
+    ),
+    Option(
+        "WATCHFLOOR_ALLOW_PRIVATE_URLS",
+        "allow_private_urls",
+        "0",
+        _flag,
+        "`1` lets feeds and webhooks point at loopback/private addresses",
+        "off",
+    ),
+    Option(
+        "WATCHFLOOR_FIRST_POLL_WINDOW_HOURS",
+        "first_poll_window",
+        "24",
+        _hours,
+        "on a feed's first poll, only items published this recently alert",
+    ),
+    Option(
+        "WATCHFLOOR_BEAT_INTERVAL",
+        "beat_interval",
+        "5",
+        _seconds,
+        "seconds between due-feed checks",
+    ),
+    Option(
+        "WATCHFLOOR_SWEEP_INTERVAL",
+        "sweep_interval",
+        "15",
+        _seconds,
+        "seconds between outbox sweeps",
+    ),
+    Option(
+        "WATCHFLOOR_RETRY_SCHEDULE",
+        "retry_schedule",
+        _DEFAULT_RETRY,
+        _schedule,
+        "delivery retry delays; a channel's `retry:` keys are merged over it",
+    ),
+    Option(
+        "WATCHFLOOR_DELIVERY_LEASE",
+        "delivery_lease",
+        "300",
+        lambda text: timedelta(seconds=_seconds(text)),
+        "seconds after which a delivery stuck in `sending` (dead worker) is retried",
+    ),
+    Option(
+        "WATCHFLOOR_VISIBILITY_TIMEOUT",
+        "visibility_timeout",
+        "3600",
+        _seconds,
+        "Redis broker visibility timeout, seconds",
+    ),
+    Option(
+        "WATCHFLOOR_REQUEUE_AFTER",
+        "requeue_after",
+        "60",
+        lambda text: timedelta(seconds=_seconds(text)),
+        "seconds after which the sweep re-enqueues a due delivery the broker may have lost",
+    ),
+    Option(
+        "WATCHFLOOR_RETENTION_DAYS",
+        "retention",
+        "30",
+        _days,
+        "items older than this are pruned (items that fired an alert are kept)",
+    ),
+    Option(
+        "WATCHFLOOR_FEED_FAILING_AFTER_MINUTES",
+        "feed_failing_after",
+        "360",
+        _minutes,
+        "a feed failing this long raises an ops alert (`ops_channel` in `channels.yaml`)",
+    ),
+    Option(
+        "WATCHFLOOR_METRICS_PORT",
+        "metrics_port",
+        "",
+        _port,
+        "Prometheus metrics port of each worker (unset: no metrics server)",
+        "unset (`9808` in compose)",
+    ),
+    Option(
+        "WATCHFLOOR_LOG_FORMAT",
+        "log_format",
+        "",
+        _choice("", "json", "console"),
+        "`json` forces JSON logs, `console` readable lines",
+        "JSON when not on a terminal",
+    ),
+    Option(
+        "WATCHFLOOR_LOG_LEVEL",
+        "log_level",
+        "",
+        lambda text: _level(text) if text.strip() else None,
+        "log level. At `INFO` the service logs alerts, new items, feed and delivery errors and "
+        "state changes; Celery's per-task lines and polls that found nothing new show at `DEBUG`",
+        "`INFO` for `run`, `WARNING` for one-shot commands",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -22,12 +241,18 @@ class Settings:
     database_url: str
     broker_url: str
     allow_private_urls: bool
-    first_poll_window_hours: float
-    sweep_interval: float
+    first_poll_window: timedelta
     beat_interval: float
+    sweep_interval: float
+    retry_schedule: tuple[timedelta, ...]
+    delivery_lease: timedelta
+    visibility_timeout: float
+    requeue_after: timedelta
+    retention: timedelta
+    feed_failing_after: timedelta
     metrics_port: int | None
-    retention: timedelta = timedelta(days=30)
-    feed_failing_after: timedelta = timedelta(hours=6)
+    log_format: str
+    log_level: str | None  # None: the command's own default
     # the SQLite file under var_dir, not a database someone runs: commands may migrate it
     embedded_database: bool = False
 
@@ -36,25 +261,28 @@ class Settings:
         return self.broker_url.startswith("sqla+")
 
 
-def load_settings() -> Settings:
-    var_dir = Path(os.environ.get("WATCHFLOOR_VAR_DIR", "./var")).resolve()
-    metrics = os.environ.get("WATCHFLOOR_METRICS_PORT", "")
-    embedded_url = f"sqlite:///{var_dir / 'watchfloor.db'}"
-    return Settings(
-        config_dir=Path(os.environ.get("WATCHFLOOR_CONFIG_DIR", "./config")).resolve(),
-        var_dir=var_dir,
-        database_url=os.environ.get("WATCHFLOOR_DATABASE_URL") or embedded_url,
-        broker_url=os.environ.get(
-            "WATCHFLOOR_BROKER_URL", f"sqla+sqlite:///{var_dir / 'broker.db'}"
-        ),
-        allow_private_urls=env_flag("WATCHFLOOR_ALLOW_PRIVATE_URLS"),
-        first_poll_window_hours=float(os.environ.get("WATCHFLOOR_FIRST_POLL_WINDOW_HOURS", "24")),
-        sweep_interval=float(os.environ.get("WATCHFLOOR_SWEEP_INTERVAL", "15")),
-        beat_interval=float(os.environ.get("WATCHFLOOR_BEAT_INTERVAL", "5")),
-        metrics_port=int(metrics) if metrics else None,
-        retention=timedelta(days=float(os.environ.get("WATCHFLOOR_RETENTION_DAYS", "30"))),
-        feed_failing_after=timedelta(
-            minutes=float(os.environ.get("WATCHFLOOR_FEED_FAILING_AFTER_MINUTES", "360"))
-        ),
-        embedded_database=not os.environ.get("WATCHFLOOR_DATABASE_URL"),
-    )
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read every option from ``env`` (default: the process environment, read now)."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        text = env.get(option.env, option.default)
+        try:
+            values[option.field] = option.parse(text)
+        except ValueError as exc:
+            raise SettingsError(f"{option.env}: {exc}") from None
+    var_dir: Path = values["var_dir"]
+    values["embedded_database"] = not values["database_url"]
+    values["database_url"] = values["database_url"] or f"sqlite:///{var_dir / 'watchfloor.db'}"
+    values["broker_url"] = values["broker_url"] or f"sqla+sqlite:///{var_dir / 'broker.db'}"
+    known = {f.name for f in fields(Settings)}
+    return Settings(**{k: v for k, v in values.items() if k in known})
+
+
+def readme_rows() -> list[str]:
+    """The README's environment table, one row per option."""
+    rows = []
+    for option in OPTIONS:
+        default = option.shown_default or (f"`{option.default}`" if option.default else "unset")
+        rows.append(f"| `{option.env}` | {option.doc} | {default} |")
+    return rows

@@ -1,62 +1,61 @@
-"""Assign each new item to a story: the LSH band lookup in SQL, the final say in feeds.story."""
+"""File a poll's new items into stories, all at once.
+
+The band keys find candidate stories in SQL (one read for all the items); the choice is
+``feeds.story.choose_story``, the same function the tests and ``bench/stories.py`` score;
+items of the same batch can join a story made by an earlier one. The choices are written in
+a few statements (``store.items.write_stories``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from feeds import story as story_core
 from feeds.types import FeedItem
-from worker.models import Story, StoryBand
+from worker.store import items as items_store
+from worker.store.items import Filed, NewStory, StoryRecord
 
 
-def _signature(story: Story) -> story_core.StorySignature | None:
-    try:
-        return story_core.from_json(story.signature)
-    except ValueError:  # written by another signature version: it cannot be compared
-        return None
+def file_items(
+    session: Session,
+    items: Sequence[tuple[int, FeedItem]],
+    now: datetime,
+    window: timedelta = story_core.STORY_WINDOW,
+) -> dict[int, int]:
+    """item id -> story id for each new item, new stories made where none is close enough."""
+    if not items:
+        return {}
+    sigs = {item_id: story_core.story_signature(i.title, i.summary) for item_id, i in items}
+    seen = {item_id: item.published_at or now for item_id, item in items}
+    keys = {item_id: frozenset(story_core.band_keys(sig)) for item_id, sig in sigs.items()}
+    since = min(seen.values()) - window
+    known, index = items_store.candidate_stories(session, set().union(*keys.values()), since)
+    filer = story_core.StoryFiler({sid: _parsed(s) for sid, s in known.items()}, index, window)
+    new_stories: list[NewStory] = []
+    filed: list[Filed] = []
+    touched: dict[int, datetime] = {}
+    for item_id, item in items:
+        sig, at = sigs[item_id], seen[item_id]
+        chosen, signature = filer.file(sig, at), story_core.to_json(sig)
+        if chosen < 0 and -chosen > len(new_stories):  # the filer made a story for it
+            new_stories.append(NewStory(item.title, signature, at, at))
+        elif chosen > 0:
+            touched[chosen] = max(touched.get(chosen, at), at)
+        new = -chosen - 1 if chosen < 0 else None
+        story_id = chosen if chosen > 0 else None
+        filed.append(Filed(item_id, signature, keys[item_id], at, story_id, new))
+    return items_store.write_stories(session, filed, new_stories, touched)
 
 
-def assign_story(
-    session: Session, item: FeedItem, now: datetime, window: timedelta = story_core.STORY_WINDOW
-) -> int:
-    """The id of the story ``item`` belongs to, made anew when no recent story is close enough."""
-    sig = story_core.story_signature(item.title, item.summary)
-    keys = set(story_core.band_keys(sig))
-    seen = item.published_at or now
-    candidates = session.scalars(
-        select(Story)
-        .join(StoryBand, StoryBand.story_id == Story.id)
-        .where(StoryBand.key.in_(keys), Story.last_seen >= seen - window)
-        .distinct()
-    ).all()
-    scored = [
-        (story_core.similarity(sig, other), story)
-        for story in candidates
-        if abs(story.first_seen - seen) <= window
-        and (other := _signature(story)) is not None
-        and story_core.same_story(sig, other)
-    ]
-    if scored:
-        story = max(scored, key=lambda pair: pair[0])[1]
-        story.last_seen = max(story.last_seen, seen)
-    else:
-        story = Story(
-            first_seen=seen, last_seen=seen, title=item.title, signature=story_core.to_json(sig)
-        )
-        session.add(story)
-        session.flush()
-    _add_bands(session, story.id, keys, seen)
-    return story.id
-
-
-def _add_bands(session: Session, story_id: int, keys: set[int], seen: datetime) -> None:
-    """A joining item's keys are added too, so a later copy close to it finds the story."""
-    known = set(
-        session.scalars(
-            select(StoryBand.key).where(StoryBand.story_id == story_id, StoryBand.key.in_(keys))
-        )
-    )
-    session.add_all(StoryBand(key=k, story_id=story_id, seen_at=seen) for k in keys - known)
+def _parsed(story: StoryRecord) -> list[tuple[story_core.StorySignature, datetime]]:
+    """Members whose signature this release can read (another version cannot be compared)."""
+    out = []
+    for member in story.members:
+        try:
+            out.append((story_core.from_json(member.signature), member.seen))
+        except ValueError:
+            continue
+    return out

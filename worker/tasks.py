@@ -1,4 +1,4 @@
-"""Thin Celery tasks: ids in, plain functions called, transient errors retried."""
+"""Thin Celery tasks: ids in, plain functions called, what they wrote enqueued after commit."""
 
 from __future__ import annotations
 
@@ -6,15 +6,22 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from celery import signals
+from celery import Task, signals
 
 from feeds.story import STORY_WINDOW
-from worker import delivery, metrics, pipeline, store
+from worker import metrics, pipeline
 from worker.app import app
 from worker.db import SchemaOutOfDate, make_engine, require_current_schema
-from worker.models import Delivery, DigestRow, utcnow
+from worker.models import utcnow
+from worker.outbox import store as outbox_store
+from worker.outbox.deliver import DeliveryOutcome
+from worker.outbox.deliver import deliver as deliver_row
+from worker.outbox.store import Kind
 from worker.runtime import Runtime, runtime
 from worker.settings import load_settings
+from worker.store import feeds as feeds_store
+from worker.store import heartbeats
+from worker.store import items as items_store
 
 log = structlog.get_logger(__name__)
 POLL_LEASE = timedelta(minutes=2)
@@ -46,14 +53,13 @@ def poll_due_feeds() -> list[str]:
     rt = runtime()
     config, now = rt.config.current(), utcnow()
     with rt.sessions.begin() as session:
-        store.sync_feeds(session, config.feeds, now)
-        store.beat(session, "beat", now)
-        enabled = [f for f in config.feeds if f.enabled]
+        feeds_store.sync(session, config.feeds, now)
+        heartbeats.beat(session, "beat", now)
         claimed: list[str] = []
-        for feed in enabled:  # one lease per interval, so two beats never double-poll
-            claimed += store.claim_due_feeds(
-                session, [feed.id], now, max(feed.interval, POLL_LEASE)
-            )
+        for feed in (f for f in config.feeds if f.enabled):
+            # one lease per interval, so two beats never double-poll
+            lease = max(feed.interval, POLL_LEASE)
+            claimed += feeds_store.claim_due(session, [feed.id], now, lease)
     for feed_id in claimed:
         poll_feed.delay(feed_id)
     return claimed
@@ -64,7 +70,7 @@ def poll_feed(feed_id: str) -> dict[str, object]:
     rt = runtime()
     with structlog.contextvars.bound_contextvars(feed_id=feed_id, task_id=poll_feed.request.id):
         outcome = pipeline.poll_feed(rt, feed_id)
-    enqueue_deliveries(rt, outcome.delivery_ids)
+    enqueue_deliveries(outcome.delivery_ids)
     metrics.observe_poll(outcome.status, outcome.fetch_seconds)
     metrics.observe_new_items(feed_id, len(outcome.new_items))
     for _, match in outcome.matches:
@@ -76,45 +82,55 @@ def poll_feed(feed_id: str) -> dict[str, object]:
     }
 
 
-def enqueue_deliveries(rt: Runtime, delivery_ids: list[str]) -> None:
+def enqueue_deliveries(delivery_ids: list[str]) -> None:
     """Called after the outbox transaction committed; a lost message is swept up later."""
     for delivery_id in delivery_ids:
         deliver.delay(delivery_id)
 
 
-@app.task(name="watchfloor.deliver", acks_late=True, reject_on_worker_lost=True)
-def deliver(delivery_id: str) -> str:
+def _deliver(task: Task[Any, Any], kind: Kind, row_id: str) -> str:
+    """One path for both tables; short retry waits ride on a countdown, long ones wait in
+    the database for the sweep."""
     rt = runtime()
     with structlog.contextvars.bound_contextvars(
-        delivery_id=delivery_id, task_id=deliver.request.id
+        **{f"{kind.value}_id": row_id}, task_id=task.request.id
     ):
-        outcome = delivery.deliver(rt, delivery_id)
-    _retry_soon(rt, Delivery, deliver, delivery_id, outcome)
+        outcome = deliver_row(rt, kind, row_id)
+    enqueue_deliveries(outcome.enqueue)
+    _retry_soon(rt, task, kind, outcome)
     return outcome.status
 
 
-def _retry_soon(rt: Runtime, model: type, task: Any, row_id: str, outcome: Any) -> None:
-    """Short waits ride on a countdown; long ones wait in the database for the sweep."""
+def _retry_soon(rt: Runtime, task: Task[Any, Any], kind: Kind, outcome: DeliveryOutcome) -> None:
     if outcome.retry_in is not None and outcome.retry_in <= rt.max_countdown:
         with rt.sessions.begin() as session:
-            store.mark_enqueued(session, model, [row_id], utcnow())
-        task.apply_async((row_id,), countdown=outcome.retry_in.total_seconds())
+            outbox_store.mark_enqueued(session, kind, [outcome.row_id], utcnow())
+        task.apply_async((outcome.row_id,), countdown=outcome.retry_in.total_seconds())
+
+
+@app.task(name="watchfloor.deliver", bind=True, acks_late=True, reject_on_worker_lost=True)
+def deliver(self: Task[Any, Any], delivery_id: str) -> str:
+    return _deliver(self, Kind.DELIVERY, delivery_id)
+
+
+@app.task(name="watchfloor.deliver_digest", bind=True, acks_late=True, reject_on_worker_lost=True)
+def deliver_digest(self: Task[Any, Any], digest_id: str) -> str:
+    return _deliver(self, Kind.DIGEST, digest_id)
 
 
 @app.task(name="watchfloor.sweep")
 def sweep() -> int:
     """Re-enqueue what the broker may have lost; form digests whose time has come."""
     rt = runtime()
-    now = utcnow()
-    lease, requeue = rt.delivery_lease, rt.requeue_after
+    now, settings = utcnow(), rt.settings
+    lease, requeue = settings.delivery_lease, settings.requeue_after
     with rt.sessions.begin() as session:
-        made = store.batch_digests(session, now)  # marked enqueued: sent right after commit
-        ids = store.due_rows(session, Delivery, now, lease, requeue)
-        digests = made + store.due_rows(session, DigestRow, now, lease, requeue)
-        metrics.set_outbox_backlog(store.outbox_backlog(session, now))
-        metrics.set_feeds_in_error(store.feeds_in_error(session))
-    for delivery_id in ids:
-        deliver.delay(delivery_id)
+        made = outbox_store.batch_digests(session, now)  # marked enqueued: sent after commit
+        ids = outbox_store.due_rows(session, Kind.DELIVERY, now, lease, requeue)
+        digests = made + outbox_store.due_rows(session, Kind.DIGEST, now, lease, requeue)
+        metrics.set_outbox_backlog(outbox_store.outbox_backlog(session, now))
+        metrics.set_feeds_in_error(feeds_store.in_error(session))
+    enqueue_deliveries(ids)
     for digest_id in digests:
         deliver_digest.delay(digest_id)
     if ids or digests:
@@ -122,19 +138,10 @@ def sweep() -> int:
     return len(ids) + len(digests)
 
 
-@app.task(name="watchfloor.deliver_digest", acks_late=True, reject_on_worker_lost=True)
-def deliver_digest(digest_id: str) -> str:
-    rt = runtime()
-    with structlog.contextvars.bound_contextvars(digest_id=digest_id):
-        outcome = delivery.deliver_digest(rt, digest_id)
-    _retry_soon(rt, DigestRow, deliver_digest, digest_id, outcome)
-    return outcome.status
-
-
 @app.task(name="watchfloor.prune")
 def prune() -> int:
     rt = runtime()
     with rt.sessions.begin() as session:
-        removed = store.prune(session, utcnow(), rt.settings.retention, STORY_WINDOW * 2)
+        removed = items_store.prune(session, utcnow(), rt.settings.retention, STORY_WINDOW * 2)
     log.info("pruned old items", removed=removed)
     return removed

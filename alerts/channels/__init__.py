@@ -6,12 +6,12 @@ from typing import Annotated
 
 from pydantic import Field
 
-from alerts.channels.base import Channel, ChannelConfig
+from alerts.channels.base import Channel, ChannelConfig, ChannelType
 from alerts.channels.email import EmailChannel, EmailConfig
 from alerts.channels.log import LogChannel, LogConfig
 from alerts.channels.webhook import WebhookChannel, WebhookConfig
 
-CHANNEL_TYPES: dict[str, type] = {
+CHANNEL_TYPES: dict[str, ChannelType] = {
     "email": EmailChannel,
     "webhook": WebhookChannel,
     "log": LogChannel,

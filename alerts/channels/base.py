@@ -1,32 +1,23 @@
 """What every channel is: a config model and one ``send`` method.
 
-DeliveryError          the send failed; ``permanent`` says whether retrying can help
-└── ChannelGoneError   the receiver says the endpoint is gone (HTTP 410): disable the channel
+A failed send raises ``DeliveryError`` (``ChannelGoneError`` for HTTP 410); both live in
+``common.errors``, where the whole exception tree is drawn.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+from typing import Annotated, Any, ClassVar, Protocol
 
-from pydantic import ConfigDict
+from pydantic import BeforeValidator, ConfigDict, Field
 
 from alerts.controls import ChannelControls
 from alerts.types import Alert, Digest
+from common.durations import parse_duration
 
-
-class DeliveryError(Exception):
-    def __init__(
-        self, message: str, *, permanent: bool = False, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.permanent = permanent
-        self.retry_after = retry_after
-
-
-class ChannelGoneError(DeliveryError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, permanent=True)
+# A channel's network timeout: a duration ("10s") up to 5 minutes, held as float seconds.
+Seconds = Annotated[
+    float, BeforeValidator(lambda v: parse_duration(v).total_seconds()), Field(gt=0, le=300)
+]
 
 
 class ChannelConfig(ChannelControls):
@@ -47,3 +38,16 @@ class Channel(Protocol):
 
     def send_digest(self, digest: Digest) -> None:
         """Deliver several alerts as one message or raise DeliveryError."""
+
+
+class ChannelType(Protocol):
+    """A channel class, as ``CHANNEL_TYPES`` holds it: its config model and its constructor.
+
+    ``config`` is Any here because each class takes its own config model; ``build_channel``
+    checks the entry against ``config_model`` before it calls the class.
+    """
+
+    @property
+    def config_model(self) -> type[ChannelConfig]: ...
+
+    def __call__(self, config: Any, *, allow_private: bool = ...) -> Channel: ...

@@ -14,6 +14,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 from collections.abc import Callable
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
@@ -31,22 +32,20 @@ from pydantic import (
     model_validator,
 )
 
-from alerts.channels.base import ChannelConfig, DeliveryError
+from alerts.channels.base import ChannelConfig, Seconds
 from alerts.render import clean_line, render_email
 from alerts.render_digest import render_digest_email
 from alerts.types import Alert, Digest
-from feeds.sources import parse_duration
+from common.errors import DeliveryError
 
 log = structlog.get_logger(__name__)
-Seconds = Annotated[
-    float, BeforeValidator(lambda v: parse_duration(v).total_seconds()), Field(gt=0, le=300)
-]
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
 
 
 def addr_spec(mailbox: str) -> str:
     """``alerts@example.org`` out of ``Watchfloor <alerts@example.org>``."""
-    return default_policy.header_factory("to", mailbox).addresses[0].addr_spec
+    address: Address = default_policy.header_factory("to", mailbox).addresses[0]
+    return address.addr_spec
 
 
 def _mailbox(value: str) -> str:
@@ -120,17 +119,20 @@ def _tls_context(smtp: SmtpConfig) -> ssl.SSLContext:
     return context
 
 
+def _reply_text(text: bytes | str) -> str:
+    """An SMTP reply as one clean line (smtplib gives bytes; typeshed allows str)."""
+    return clean_line(text.decode("utf-8", "replace") if isinstance(text, bytes) else text, 200)
+
+
 def _reply_error(what: str, code: int, text: bytes | str) -> DeliveryError:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    message = f"SMTP {what} refused: {code} {clean_line(text, 200)}"
+    message = f"SMTP {what} refused: {code} {_reply_text(text)}"
     return DeliveryError(message, permanent=500 <= code < 600)
 
 
 def _classify(exc: Exception) -> DeliveryError:
     """Map an smtplib/socket exception to a DeliveryError."""
     if isinstance(exc, smtplib.SMTPAuthenticationError):
-        reply = clean_line(exc.smtp_error.decode("utf-8", "replace"), 200)
+        reply = _reply_text(exc.smtp_error)
         return DeliveryError(f"SMTP authentication failed: {exc.smtp_code} {reply}", permanent=True)
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         replies = list(exc.recipients.values())

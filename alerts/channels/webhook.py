@@ -21,29 +21,24 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 import httpx
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
-from alerts.channels.base import ChannelConfig, ChannelGoneError, DeliveryError
+from alerts.channels.base import ChannelConfig, Seconds
 from alerts.render import clean_line, slack_payload, webhook_payload
 from alerts.render_digest import digest_payload, slack_digest_payload
 from alerts.types import Alert, Digest
-from feeds.errors import FetchError
-from feeds.guard import deadline_scope, guarded_transport, unwrap_blocked
-from feeds.sources import parse_duration
+from common.errors import ChannelGoneError, DeliveryError, FetchError
+from common.guard import deadline_scope, guarded_transport, unwrap_blocked
+from common.http import parse_retry_after
 
-Seconds = Annotated[
-    float, BeforeValidator(lambda v: parse_duration(v).total_seconds()), Field(gt=0, le=300)
-]
 SECRET_PREFIX = "whsec_"
 SECRET_MIN_BYTES = 16
 ERROR_BODY_MAX = 4096  # bytes of a failure response kept for the error message
 USER_AGENT = "Watchfloor-Webhooks/1"
-RETRY_AFTER_MAX = 86400.0  # a receiver cannot push a retry out further than a day
 _NEW_SECRET = (
     "whsec_$(python -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())')"
 )
@@ -97,19 +92,6 @@ def sign(keys: Sequence[bytes], msg_id: str, timestamp: int, body: bytes) -> str
     return " ".join(f"v1,{base64.b64encode(mac).decode()}" for mac in macs)
 
 
-def retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), or None."""
-    value = (value or "").strip()
-    if value.isascii() and value.isdigit():
-        return min(float(value), RETRY_AFTER_MAX)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return min(max(0.0, when.timestamp() - now), RETRY_AFTER_MAX)
-
-
 def status_error(status: int, hint: float | None, location: str, body: str) -> DeliveryError:
     """The DeliveryError for a non-2xx answer (see the table at the top)."""
     detail = f"webhook answered HTTP {status}" + (f": {body}" if body else "")
@@ -137,7 +119,7 @@ def _classify(exc: Exception, timeout: float) -> DeliveryError:
     return DeliveryError(f"webhook failed: {type(exc).__name__}: {exc}")
 
 
-def _json(payload: dict) -> bytes:
+def _json(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -214,5 +196,6 @@ class WebhookChannel:
             if len(chunk) >= ERROR_BODY_MAX:
                 break
         text = clean_line(chunk[:ERROR_BODY_MAX].decode("utf-8", "replace"), 200)
-        hint = retry_after(resp.headers.get("retry-after"), self._clock())
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        hint = parse_retry_after(resp.headers.get("retry-after"), now)
         return status_error(resp.status_code, hint, resp.headers.get("location", ""), text)

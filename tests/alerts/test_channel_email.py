@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from alerts.channels.base import DeliveryError
 from alerts.channels.email import EmailChannel, EmailConfig
+from common.errors import DeliveryError
 from tests.helpers.alerts import make_alert
 from tests.helpers.smtp import SMTPServer
 

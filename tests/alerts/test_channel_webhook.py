@@ -12,8 +12,9 @@ import pytest
 from pydantic import ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from alerts.channels.base import ChannelGoneError, DeliveryError
-from alerts.channels.webhook import WebhookChannel, WebhookConfig, retry_after
+from alerts.channels.webhook import WebhookChannel, WebhookConfig
+from common.errors import ChannelGoneError, DeliveryError
+from common.http import MAX_RETRY_AFTER
 from tests.helpers.alerts import make_alert
 from tests.helpers.http import Reply, WebhookReceiver
 
@@ -135,6 +136,11 @@ def test_retry_after_http_date(hook: WebhookReceiver) -> None:
     assert hook.requests[0].headers["webhook-timestamp"] == str(int(now.timestamp()))
 
 
+def test_retry_after_is_capped_like_a_feeds(hook: WebhookReceiver) -> None:
+    hook.script(Reply(503, headers={"Retry-After": "99999999999"}))
+    assert fails(channel(hook.url)).retry_after == MAX_RETRY_AFTER
+
+
 def test_hostile_error_body_is_one_bounded_line(hook: WebhookReceiver) -> None:
     hook.script(Reply(400, body=b"bad\r\nX-Injected: 1 " + b"y" * 100_000))
     error = fails(channel(hook.url))
@@ -185,23 +191,6 @@ def test_mock_transport_unit() -> None:
     chan.send(make_alert())
     assert seen[0].url == "https://hooks.example.org/x"
     Webhook(SECRET).verify(seen[0].content, dict(seen[0].headers))
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("120", 120.0),
-        ("0", 0.0),
-        ("", None),
-        ("soon", None),
-        ("-3", None),
-        ("1e12", None),
-        ("99999999999", 86400.0),
-        ("Tue, 07 May 2024 09:59:00 GMT", 0.0),
-    ],
-)
-def test_retry_after_parsing(value: str, expected: float | None) -> None:
-    assert retry_after(value, datetime(2024, 5, 7, 10, 0, tzinfo=UTC).timestamp()) == expected
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,6 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from structlog.testing import capture_logs
 
 from alerts.channels import CHANNEL_TYPES
-from alerts.channels.base import ChannelGoneError, DeliveryError
 from alerts.channels.email import EmailChannel, EmailConfig
 from alerts.channels.log import LogChannel, LogConfig
 from alerts.channels.webhook import WebhookChannel, WebhookConfig
@@ -42,6 +41,7 @@ from alerts.render_digest import (
     slack_digest_payload,
 )
 from alerts.types import AlertWatchlist, Digest
+from common.errors import ChannelGoneError, DeliveryError
 from tests.helpers.alerts import CYBER, digest_alerts, make_alert, make_digest
 from tests.helpers.http import Reply, WebhookReceiver
 from tests.helpers.smtp import SMTPServer

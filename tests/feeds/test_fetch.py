@@ -13,8 +13,9 @@ from http.server import BaseHTTPRequestHandler
 import httpx
 import pytest
 
-from feeds.errors import BlockedURLError, FetchError
-from feeds.fetch import FetchLimits, fetch, parse_retry_after
+from common.errors import BlockedURLError, FetchError
+from common.http import MAX_RETRY_AFTER
+from feeds.fetch import FetchLimits, fetch
 from tests.feeds.loopback import RSS, LoopbackServer, Route, send
 
 MB = 1024 * 1024
@@ -270,14 +271,11 @@ def test_503_honours_retry_after_http_date(server: LoopbackServer) -> None:
     assert 3000 < caught.value.retry_after <= 3600
 
 
-def test_retry_after_parsing() -> None:
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    assert parse_retry_after("30", now) == 30
-    assert parse_retry_after("Thu, 01 Jan 2026 00:10:00 GMT", now) == 600
-    assert parse_retry_after("Wed, 31 Dec 2025 00:00:00 GMT", now) == 0
-    assert parse_retry_after("99999999", now) == 24 * 3600  # capped at a day
-    assert parse_retry_after("soon", now) is None
-    assert parse_retry_after("", now) is None
+def test_retry_after_is_capped_like_a_webhooks(server: LoopbackServer) -> None:
+    server.routes["/busy"] = lambda h: send(h, 429, headers={"Retry-After": "99999999"})
+    with pytest.raises(FetchError) as caught:
+        get(server, "/busy")
+    assert caught.value.retry_after == MAX_RETRY_AFTER
 
 
 def test_connection_refused_is_transient_and_one_line() -> None:

@@ -7,7 +7,7 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feeds.errors import ParseError
+from common.errors import ParseError
 from feeds.parse import parse_feed
 from feeds.types import ParsedFeed
 

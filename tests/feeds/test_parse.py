@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from feeds.errors import ParseError
+from common.errors import ParseError
 from feeds.fetch import fetch
 from feeds.parse import MAX_ITEMS, parse_feed
 from feeds.types import ParsedFeed

@@ -129,32 +129,21 @@ def test_precision_and_recall_on_the_labelled_set() -> None:
     assert recall >= 0.9
 
 
-def test_story_level_figures_of_a_worker_using_band_keys_and_joins_story() -> None:
-    """Items filed in time order, looked up by band key, joined by majority vote."""
-    story_of: dict[str, int] = {}
-    members: dict[int, list[Item]] = {}
-    index: dict[int, set[int]] = {}
-    for item in sorted(labelled(), key=lambda i: i.published_at):
-        keys = story.band_keys(item.sig)
-        candidates = sorted({sid for key in keys for sid in index.get(key, ())})
-        found = [sid for sid in candidates if _joins(item, members[sid])]
-        sid = found[0] if found else len(members)
-        members.setdefault(sid, []).append(item)
-        story_of[item.id] = sid
-        for key in keys:
-            index.setdefault(key, set()).add(sid)
+def test_story_level_figures_of_the_worker_s_story_filer() -> None:
+    """Items filed in time order by feeds.story.StoryFiler, the worker's own loop (band
+    keys find candidates, choose_story decides by majority of the members in the window)."""
+    filer = story.StoryFiler()
+    story_of = {
+        item.id: filer.file(item.sig, item.published_at)
+        for item in sorted(labelled(), key=lambda i: i.published_at)
+    }
     merged = {(a.id, b.id): story_of[a.id] == story_of[b.id] for a, b in window_pairs()}
     precision, recall, *_ = precision_recall(merged)
     print(
-        f"\nstory level (band keys + joins_story): precision {precision:.3f}, recall {recall:.3f}"
+        f"\nstory level (StoryFiler, choose_story): precision {precision:.3f}, recall {recall:.3f}"
     )
     assert precision >= 0.9
     assert recall >= 0.9
-
-
-def _joins(item: Item, members: list[Item]) -> bool:
-    near = [m.sig for m in members if story.within_window(item.published_at, m.published_at)]
-    return story.joins_story(item.sig, near)
 
 
 def test_a_launch_and_the_statement_about_it_do_not_merge() -> None:

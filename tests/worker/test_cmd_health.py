@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from tests.helpers.configdir import write_config
 from tests.helpers.processes import REPO, service_env
-from worker import store
 from worker.models import Delivery, Feed, Item, MatchRow, utcnow
+from worker.store import heartbeats
 
 BROKER = "redis://127.0.0.1:6379/12"
 pytestmark = pytest.mark.timeout(60)
@@ -44,7 +44,7 @@ def health(
 
 def beat_at(engine: sa.Engine, at: datetime) -> None:
     with Session(engine) as session, session.begin():
-        store.beat(session, "beat", at)
+        heartbeats.beat(session, "beat", at)
 
 
 def add_feed(session: Session, feed_id: str, next_poll_at: datetime) -> Feed:
@@ -66,7 +66,7 @@ def add_delivery(session: Session, delivery_id: str, status: str, due: datetime)
     session.add(item)
     session.flush()
     match = MatchRow(
-        item_id=item.id, watchlist_id="missile-tests", story_key=f"item:{item.id}",
+        item_id=item.id, watchlist_id="missile-tests", story_id=item.id, update_kind="",
         severity="high", hits=[], snippet="s", created_at=now,
     )  # fmt: skip
     session.add(match)

@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 
 from tests.helpers.configdir import write_config
 from tests.helpers.processes import REPO, service_env
-from worker import store
 from worker.models import ChannelState, Delivery, Feed, Item, MatchRow, utcnow
+from worker.outbox.store import new_row_id
+from worker.store import heartbeats
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -49,14 +50,14 @@ def match(
     session.add(item)
     session.flush()
     row = MatchRow(
-        item_id=item.id, watchlist_id=watchlist, story_key=f"item:{item.id}", severity="high",
+        item_id=item.id, watchlist_id=watchlist, story_id=item.id, update_kind="", severity="high",
         hits=[], snippet="s", created_at=created_at,
     )  # fmt: skip
     session.add(row)
     session.flush()
     for channel_id, state in deliveries:
         session.add(
-            Delivery(id=store.new_delivery_id(), match_id=row.id, channel_id=channel_id,
+            Delivery(id=new_row_id(), match_id=row.id, channel_id=channel_id,
                      status=state, attempts=1, next_attempt_at=created_at, created_at=created_at)
         )  # fmt: skip
 
@@ -81,7 +82,7 @@ def seed(engine: sa.Engine, now: datetime) -> None:
         session.add(ChannelState(id="desk", error_count=2, last_error="smtp: 550 no such user",
                                  disabled_reason="smtp: 550 no such user"))  # fmt: skip
         session.add(ChannelState(id="old-hook", error_count=0))
-        store.beat(session, "beat", now - timedelta(seconds=5))
+        heartbeats.beat(session, "beat", now - timedelta(seconds=5))
 
 
 def test_status_shows_one_screen_of_state(tmp_path: Path, engine: sa.Engine, db_url: str) -> None:

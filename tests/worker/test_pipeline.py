@@ -21,8 +21,10 @@ from tests.helpers.feedserver import FeedEntry, FeedServer
 from tests.helpers.http import Reply, WebhookReceiver
 from tests.worker.guarantees import SECRET, WATCHLIST
 from worker import pipeline
-from worker.delivery import FAILING_AFTER, deliver
-from worker.models import Delivery, Feed, Item, MatchRow
+from worker.models import Delivery, Feed, Item, MatchRow, OpsEvent
+from worker.outbox.deliver import deliver as deliver_row
+from worker.outbox.store import Kind
+from worker.planning import CHANNEL_FAILING_AFTER as FAILING_AFTER
 from worker.runtime import Runtime, build_runtime
 from worker.settings import load_settings
 
@@ -47,6 +49,10 @@ def rt(tmp_path: Path, engine: sa.Engine, db_url: str, server: FeedServer) -> It
     runtime = build_runtime(settings)
     yield runtime
     runtime.engine.dispose()
+
+
+def deliver(rt: Runtime, delivery_id: str, now: datetime | None = None):  # type: ignore[no-untyped-def]
+    return deliver_row(rt, Kind.DELIVERY, delivery_id, now=now)
 
 
 def count(rt: Runtime, model: type) -> int:
@@ -116,8 +122,15 @@ def test_feed_failing_past_threshold_alerts_the_ops_channel_once(
         path.write_text(yaml.safe_dump({"ops_channel": "ops", "channels": channels}))
         rt.settings = replace(rt.settings, feed_failing_after=timedelta(minutes=30))
         start = datetime.now(UTC)
+        ops_ids = []
         for minutes in (0, 10, 20, 31, 40, 50):  # nothing published: every poll is a 404
-            pipeline.poll_feed(rt, "wire", now=start + timedelta(minutes=minutes))
+            outcome = pipeline.poll_feed(rt, "wire", now=start + timedelta(minutes=minutes))
+            assert outcome.status == "error"
+            ops_ids += outcome.delivery_ids  # written with the error record, sent by the queue
+            assert len(ops_ids) == (minutes >= 31)
+        assert count(rt, OpsEvent) == 1 and ops.requests == []  # nothing sent from the poll
+        last = start + timedelta(minutes=50)
+        assert [deliver(rt, d, now=last).status for d in ops_ids] == ["sent"]
         assert len(ops.requests) == 1
         data = json.loads(ops.requests[0].body)["data"]
         assert data["item"]["title"].startswith("feed wire is failing")
@@ -142,10 +155,15 @@ def test_channel_failing_alerts_the_ops_channel_at_the_threshold_not_every_time(
         server.publish("wire", FeedEntry("g1", HIT))
         [delivery_id] = pipeline.poll_feed(rt, "wire").delivery_ids
         later = datetime.now(UTC)
+        ops_ids = []
         for attempt in range(1, FAILING_AFTER + 2):
             later += timedelta(days=1)  # past any retry delay
-            assert deliver(rt, delivery_id, now=later).status == "failed"
-            assert len(ops.requests) == (attempt >= FAILING_AFTER)
+            outcome = deliver(rt, delivery_id, now=later)
+            assert outcome.status == "failed"
+            ops_ids += outcome.enqueue  # the ops alert is an outbox row of its own
+            assert len(ops_ids) == (attempt >= FAILING_AFTER)
+        assert ops.requests == []
+        assert [deliver(rt, d).status for d in ops_ids] == ["sent"]
         assert len(hook.requests) == FAILING_AFTER + 1
         data = json.loads(ops.requests[0].body)["data"]
         assert data["item"]["title"] == f"channel hook is failing: {FAILING_AFTER} errors in a row"

@@ -9,13 +9,18 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from alerts.controls import RetryPolicy
 from alerts.types import Hit, Match
 from feeds.sources import FeedSource
 from feeds.types import FeedItem
-from worker import store
 from worker.db import make_engine, session_factory
 from worker.models import ChannelState, Delivery, DigestRow, Feed, Item, MatchRow
+from worker.models import DeliveryStatus as S
+from worker.outbox import store as outbox
+from worker.outbox.store import Kind
+from worker.outbox.transitions import Failed, Sent
 from worker.planning import Plan
+from worker.store import channels, feeds, items
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -36,15 +41,15 @@ def a_match(watchlist: str = "wl") -> Match:
 def sessions(engine: sa.Engine):
     factory = session_factory(engine)
     with factory.begin() as session:
-        store.sync_feeds(session, [FeedSource(id="f1", url="http://127.0.0.1/feed")], NOW)
+        feeds.sync(session, [FeedSource(id="f1", url="http://127.0.0.1/feed")], NOW)
     return factory
 
 
 def test_new_items_dedup_by_guid_then_canonical_url(sessions) -> None:
     with sessions.begin() as s:
-        first = store.insert_new_items(s, "f1", [item("a", "http://x/1"), item("b", "")], NOW)
+        first = items.insert_new(s, "f1", [item("a", "http://x/1"), item("b", "")], NOW)
     with sessions.begin() as s:
-        again = store.insert_new_items(
+        again = items.insert_new(
             s,
             "f1",
             [item("a", "http://x/1"), item("c", "http://x/1"), item("d", "http://x/2")],
@@ -58,78 +63,84 @@ def test_new_items_dedup_by_guid_then_canonical_url(sessions) -> None:
 
 def test_datetimes_round_trip_as_aware_utc(sessions) -> None:
     with sessions.begin() as s:
-        [(item_id, _)] = store.insert_new_items(s, "f1", [item("a")], NOW)
+        [(item_id, _)] = items.insert_new(s, "f1", [item("a")], NOW)
     with sessions() as s:
         assert s.get(Item, item_id).published_at == NOW
 
 
 def test_one_match_per_watchlist_and_story(sessions) -> None:
     with sessions.begin() as s:
-        [(item_id, _)] = store.insert_new_items(s, "f1", [item("a")], NOW)
-        first = store.insert_match(s, item_id, f"item:{item_id}", "high", a_match(), NOW)
-        second = store.insert_match(s, item_id, f"item:{item_id}", "high", a_match(), NOW)
-        other = store.insert_match(s, item_id, f"item:{item_id}", "high", a_match("wl2"), NOW)
+        [(item_id, _)] = items.insert_new(s, "f1", [item("a")], NOW)
+        first = outbox.insert_alert(s, item_id, item_id, "", "high", a_match(), NOW)
+        second = outbox.insert_alert(s, item_id, item_id, "", "high", a_match(), NOW)
+        other = outbox.insert_alert(s, item_id, item_id, "", "high", a_match("wl2"), NOW)
     assert first is not None and other is not None
     assert second is None
 
 
 def _delivery(sessions: object) -> str:
     with sessions.begin() as s:  # type: ignore[attr-defined]
-        [(item_id, _)] = store.insert_new_items(s, "f1", [item("a")], NOW)
-        match_id = store.insert_match(s, item_id, f"item:{item_id}", "high", a_match(), NOW)
-        now = Plan("pending", NOW)
-        ids = store.insert_deliveries(s, match_id, {"mail": now, "hook": now}, NOW)
-        assert store.insert_deliveries(s, match_id, {"mail": now}, NOW) == []
+        [(item_id, _)] = items.insert_new(s, "f1", [item("a")], NOW)
+        match_id = outbox.insert_alert(s, item_id, item_id, "", "high", a_match(), NOW)
+        now = Plan(S.PENDING, NOW)
+        ids = outbox.insert_deliveries(s, {"mail": now, "hook": now}, NOW, match_id=match_id)
+        assert outbox.insert_deliveries(s, {"mail": now}, NOW, match_id=match_id) == []
     return ids[0]
+
+
+def claim(s: Session, delivery_id: str, now: datetime) -> outbox.OutboxRow | None:
+    return outbox.claim(s, Kind.DELIVERY, delivery_id, now, LEASE)
 
 
 def test_claim_is_exclusive_and_sent_is_final(sessions) -> None:
     delivery_id = _delivery(sessions)
     with sessions.begin() as s:
-        claimed = store.claim_delivery(s, delivery_id, NOW, LEASE)
-        assert claimed is not None and claimed.attempts == 1
+        claimed = claim(s, delivery_id, NOW)
+        assert claimed is not None and claimed.state.attempts == 1
     with sessions.begin() as s:
-        assert store.claim_delivery(s, delivery_id, NOW + timedelta(seconds=1), LEASE) is None
+        assert claim(s, delivery_id, NOW + timedelta(seconds=1)) is None
     with sessions.begin() as s:
-        store.record_delivery_sent(s, s.get(Delivery, delivery_id), NOW)
+        assert outbox.apply(s, claimed, Sent(), NOW, RetryPolicy()) is not None
     with sessions.begin() as s:
-        assert store.claim_delivery(s, delivery_id, NOW + timedelta(days=9), LEASE) is None
+        assert claim(s, delivery_id, NOW + timedelta(days=9)) is None
+        assert outbox.apply(s, claimed, Sent(), NOW, RetryPolicy()) is None  # state moved on
 
 
 def test_stuck_sending_is_reclaimed_after_lease_with_same_id(sessions) -> None:
     delivery_id = _delivery(sessions)
     with sessions.begin() as s:
-        store.claim_delivery(s, delivery_id, NOW, LEASE)
+        claim(s, delivery_id, NOW)
+    requeue = timedelta(seconds=60)
     with sessions.begin() as s:
-        assert delivery_id not in store.due_deliveries(
-            s, NOW + LEASE / 2, LEASE, timedelta(seconds=60)
-        )
-        assert delivery_id in store.due_deliveries(s, NOW + LEASE, LEASE, timedelta(seconds=60))
+        assert delivery_id not in outbox.due_rows(s, Kind.DELIVERY, NOW + LEASE / 2, LEASE, requeue)
+        assert delivery_id in outbox.due_rows(s, Kind.DELIVERY, NOW + LEASE, LEASE, requeue)
     with sessions.begin() as s:
-        again = store.claim_delivery(s, delivery_id, NOW + LEASE, LEASE)
-        assert again is not None and again.id == delivery_id and again.attempts == 2
+        again = claim(s, delivery_id, NOW + LEASE)
+        assert again is not None and again.id == delivery_id and again.state.attempts == 2
 
 
 def test_failure_schedules_retry_and_dead_is_final(sessions) -> None:
     delivery_id = _delivery(sessions)
+    policy = RetryPolicy(schedule=(timedelta(seconds=30),), jitter=0)
     with sessions.begin() as s:
-        d = store.claim_delivery(s, delivery_id, NOW, LEASE)
-        store.record_delivery_failure(s, d, "HTTP 500", NOW + timedelta(seconds=30))
+        d = claim(s, delivery_id, NOW)
+        failed = outbox.apply(s, d, Failed("HTTP 500"), NOW, policy)
+        assert failed is not None and failed.state.next_attempt_at == NOW + timedelta(seconds=30)
     with sessions.begin() as s:
-        assert store.claim_delivery(s, delivery_id, NOW + timedelta(seconds=10), LEASE) is None
-        d = store.claim_delivery(s, delivery_id, NOW + timedelta(seconds=31), LEASE)
+        assert claim(s, delivery_id, NOW + timedelta(seconds=10)) is None
+        d = claim(s, delivery_id, NOW + timedelta(seconds=31))
         assert d is not None
-        store.record_delivery_failure(s, d, "HTTP 400", None)
+        outbox.apply(s, d, Failed("HTTP 400", permanent=True), NOW, policy)
     with sessions() as s:
         row = s.get(Delivery, delivery_id)
-        assert (row.status, row.attempts, row.last_error) == ("dead", 2, "HTTP 400")
+        assert (row.status, row.attempts, row.last_error) == (S.DEAD, 2, "HTTP 400")
 
 
 def test_claim_due_feeds_leases_each_feed_once(sessions) -> None:
     with sessions.begin() as s:
-        assert store.claim_due_feeds(s, ["f1"], NOW, LEASE) == ["f1"]
+        assert feeds.claim_due(s, ["f1"], NOW, LEASE) == ["f1"]
     with sessions.begin() as s:
-        assert store.claim_due_feeds(s, ["f1"], NOW + timedelta(seconds=1), LEASE) == []
+        assert feeds.claim_due(s, ["f1"], NOW + timedelta(seconds=1), LEASE) == []
         assert s.get(Feed, "f1").next_poll_at == NOW + LEASE
 
 
@@ -141,9 +152,9 @@ def test_concurrent_inserts_of_one_item_yield_one_row_and_one_match(db_url: str,
     def race() -> None:
         with Session(engine) as s, s.begin():
             barrier.wait()
-            new = store.insert_new_items(s, "f1", [item("same")], NOW)
+            new = items.insert_new(s, "f1", [item("same")], NOW)
             for item_id, _ in new:
-                results.append(store.insert_match(s, item_id, "story:1", "high", a_match(), NOW))
+                results.append(outbox.insert_alert(s, item_id, 1, "", "high", a_match(), NOW))
 
     threads = [threading.Thread(target=race) for _ in range(2)]
     for t in threads:
@@ -159,13 +170,13 @@ def test_concurrent_inserts_of_one_item_yield_one_row_and_one_match(db_url: str,
 
 def test_prune_drops_old_unalerted_items_and_keeps_alerted_ones(sessions) -> None:
     with sessions.begin() as s:
-        [(_old_id, _), (alerted_id, _)] = store.insert_new_items(
+        [(_old_id, _), (alerted_id, _)] = items.insert_new(
             s, "f1", [item("old"), item("alerted")], NOW - timedelta(days=40)
         )
-        [(fresh_id, _)] = store.insert_new_items(s, "f1", [item("fresh")], NOW)
-        store.insert_match(s, alerted_id, f"item:{alerted_id}", "high", a_match(), NOW)
+        [(fresh_id, _)] = items.insert_new(s, "f1", [item("fresh")], NOW)
+        outbox.insert_alert(s, alerted_id, alerted_id, "", "high", a_match(), NOW)
     with sessions.begin() as s:
-        assert store.prune(s, NOW, timedelta(days=30), timedelta(days=4)) == 1
+        assert items.prune(s, NOW, timedelta(days=30), timedelta(days=4)) == 1
     with sessions() as s:
         assert set(s.scalars(sa.select(Item.id))) == {alerted_id, fresh_id}
 
@@ -173,17 +184,17 @@ def test_prune_drops_old_unalerted_items_and_keeps_alerted_ones(sessions) -> Non
 def test_batch_digests_puts_each_due_delivery_in_exactly_one_digest(sessions) -> None:
     window_end = NOW + timedelta(minutes=1)
     with sessions.begin() as s:
-        items = store.insert_new_items(s, "f1", [item("a"), item("b"), item("c")], NOW)
-        for n, (item_id, _) in enumerate(items):
-            match_id = store.insert_match(s, item_id, f"item:{item_id}", "high", a_match(), NOW)
+        new = items.insert_new(s, "f1", [item("a"), item("b"), item("c")], NOW)
+        for n, (item_id, _) in enumerate(new):
+            match_id = outbox.insert_alert(s, item_id, item_id, "", "high", a_match(), NOW)
             later = window_end + timedelta(hours=1) if n == 2 else window_end
-            store.insert_deliveries(s, match_id, {"mail": Plan("digest", later)}, NOW)
+            outbox.insert_deliveries(s, {"mail": Plan(S.DIGEST, later)}, NOW, match_id=match_id)
     with sessions.begin() as s:
-        assert store.batch_digests(s, NOW) == []  # nothing due before the window ends
+        assert outbox.batch_digests(s, NOW) == []  # nothing due before the window ends
     with sessions.begin() as s:
-        [digest_id] = store.batch_digests(s, window_end)
+        [digest_id] = outbox.batch_digests(s, window_end)
     with sessions.begin() as s:
-        assert store.batch_digests(s, window_end) == []  # a second sweep finds nothing
+        assert outbox.batch_digests(s, window_end) == []  # a second sweep finds nothing
         rows = s.scalars(sa.select(Delivery).order_by(Delivery.created_at)).all()
         assert [r.digest_id for r in rows].count(digest_id) == 2
         assert sorted(r.status for r in rows) == ["batched", "batched", "digest"]
@@ -201,10 +212,12 @@ def test_first_records_of_a_new_channel_from_two_workers_both_commit(engine) -> 
     def record(delivery_id: str) -> None:
         try:
             with factory.begin() as session:
-                delivery = session.get(Delivery, delivery_id)
                 assert session.get(ChannelState, "mail") is None
                 loaded.wait(10)  # both saw no channel_state row
-                store.record_delivery_sent(session, delivery, NOW)
+                channels.record_success(session, "mail", NOW)
+                session.execute(
+                    sa.update(Delivery).where(Delivery.id == delivery_id).values(status=S.SENT)
+                )
         except BaseException as exc:
             errors.append(exc)
 
@@ -221,8 +234,9 @@ def test_first_records_of_a_new_channel_from_two_workers_both_commit(engine) -> 
 
 def _delivery_on(engine: sa.Engine, guid: str) -> str:
     with session_factory(engine).begin() as s:
-        store.sync_feeds(s, [FeedSource(id="f1", url="http://127.0.0.1/feed")], NOW)
-        [(item_id, _)] = store.insert_new_items(s, "f1", [item(guid)], NOW)
-        match_id = store.insert_match(s, item_id, f"item:{item_id}", "high", a_match(), NOW)
-        [delivery_id] = store.insert_deliveries(s, match_id, {"mail": Plan("pending", NOW)}, NOW)
+        feeds.sync(s, [FeedSource(id="f1", url="http://127.0.0.1/feed")], NOW)
+        [(item_id, _)] = items.insert_new(s, "f1", [item(guid)], NOW)
+        match_id = outbox.insert_alert(s, item_id, item_id, "", "high", a_match(), NOW)
+        plans = {"mail": Plan(S.PENDING, NOW)}
+        [delivery_id] = outbox.insert_deliveries(s, plans, NOW, match_id=match_id)
     return delivery_id

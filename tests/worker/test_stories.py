@@ -18,8 +18,9 @@ from tests.helpers.http import WebhookReceiver
 from tests.helpers.smtp import SMTPServer
 from tests.worker.guarantees import SECRET, WATCHLIST
 from worker import pipeline
-from worker.delivery import deliver
 from worker.models import Item, MatchRow
+from worker.outbox.deliver import deliver as deliver_row
+from worker.outbox.store import Kind
 from worker.runtime import build_runtime
 from worker.settings import load_settings
 
@@ -95,7 +96,7 @@ def test_same_story_in_three_feeds_gives_one_alert_listing_three_sources(setup) 
     outcomes = [pipeline.poll_feed(rt, name) for name in COPIES]
     delivery_ids = [d for o in outcomes for d in o.delivery_ids]
     assert len(delivery_ids) == 2  # one match (webhook + email), not three
-    assert [deliver(rt, d).status for d in delivery_ids] == ["sent", "sent"]
+    assert [deliver_row(rt, Kind.DELIVERY, d).status for d in delivery_ids] == ["sent", "sent"]
     story = json.loads(hook.requests[0].body)["data"]["story"]
     assert story["sources"] == list(COPIES)
     text = smtp.messages[0].parsed().get_body(("plain",)).get_content()
@@ -144,7 +145,9 @@ def test_notify_updates_sends_one_short_update_per_official_source_and_source_co
         again = [pipeline.poll_feed(rt, name) for name in COPIES]
         assert [len(o.matches) for o in again] == [0, 0, 0]
         for outcome in per_feed:
-            assert {deliver(rt, d).status for d in outcome.delivery_ids} == {"sent"}
+            assert {deliver_row(rt, Kind.DELIVERY, d).status for d in outcome.delivery_ids} == {
+                "sent"
+            }
         data = [json.loads(r.body)["data"] for r in hook.requests]
         assert [d.get("update") for d in data] == [
             None,

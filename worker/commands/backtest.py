@@ -6,14 +6,14 @@ import argparse
 import json
 import sys
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
-from feeds.sources import parse_duration
-from worker.models import Item, utcnow
+from common.durations import parse_duration
+from worker import read
+from worker.models import utcnow
+from worker.read import StoredItem
 
 SAMPLES = 3
 
@@ -71,12 +71,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _items(rt: Any, since: Any) -> list[Item]:
+def _items(rt: Any, since: datetime) -> list[StoredItem]:
     with rt.sessions() as session:
-        return list(session.scalars(select(Item).where(Item.fetched_at >= since)))
+        return read.items_since(session, since)
 
 
-def _run(config: Any, items: list[Item], tags: dict[str, Any]) -> dict[str, dict[int, str]]:
+def _run(config: Any, items: list[StoredItem], tags: dict[str, Any]) -> dict[str, dict[int, str]]:
     """watch-list id -> {item id: title} of the items it fires on."""
     fired: dict[str, dict[int, str]] = defaultdict(dict)
     for item in items:

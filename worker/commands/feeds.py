@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-
-from worker.models import Feed, Item
+from worker import read
+from worker.read import FeedRow
 
 
 def register(sub: Any) -> None:
@@ -17,10 +17,10 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run, needs_database=True)
 
 
-def status_of(feed: Feed | None, enabled: bool) -> str:
+def status_of(feed: FeedRow | None, enabled: bool) -> str:
     if not enabled:
         return "off"
-    if feed is None or feed.last_polled_at is None:
+    if feed is None or not feed.polled:
         return "new"
     if feed.disabled_reason:
         return "disabled"
@@ -33,12 +33,8 @@ def run(args: argparse.Namespace) -> int:
     rt = runtime()
     config = rt.config.current()
     with rt.sessions() as session:
-        rows = {f.id: f for f in session.scalars(select(Feed))}
-        per_feed = select(Item.feed_id, func.count()).group_by(Item.feed_id)
-        counts: dict[str, int] = {f: n for f, n in session.execute(per_feed)}
-    table = [
-        _row(source.id, rows.get(source.id), source.enabled, counts) for source in config.feeds
-    ]
+        rows = read.feeds(session)
+    table = [_row(source.id, rows.get(source.id), source.enabled) for source in config.feeds]
     if args.json:
         print("\n".join(json.dumps(r, ensure_ascii=False) for r in table))
         return 0
@@ -59,17 +55,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _row(feed_id: str, feed: Feed | None, enabled: bool, counts: dict[str, int]) -> dict[str, Any]:
-    iso = lambda t: t.isoformat() if t else None  # noqa: E731
+def _row(feed_id: str, feed: FeedRow | None, enabled: bool) -> dict[str, Any]:
     return {
         "id": feed_id,
         "status": status_of(feed, enabled),
-        "last_success": iso(feed.last_success_at) if feed else None,
+        "last_success": _iso(feed.last_success_at) if feed else None,
         "last_error": (feed.disabled_reason or feed.last_error) if feed else None,
         "error_count": feed.error_count if feed else 0,
-        "items": counts.get(feed_id, 0),
-        "next_poll": iso(feed.next_poll_at) if feed and enabled else None,
+        "items": feed.items if feed else 0,
+        "next_poll": _iso(feed.next_poll_at) if feed and enabled else None,
     }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def _when(iso: str | None) -> str:

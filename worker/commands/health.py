@@ -16,12 +16,14 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from worker.models import Delivery, Feed, Heartbeat, utcnow
+from worker import read
+from worker.models import utcnow
 from worker.settings import Settings, load_settings
 
 COMPONENTS = {
@@ -92,9 +94,10 @@ def health_checks(settings: Settings, args: argparse.Namespace) -> list[Check]:
         if "broker" in names:
             results.append(_broker(settings.broker_url, args.timeout))
         db_ok = results[0].level == "ok"
-        for name in (n for n in names if n in NEEDS_DATABASE):
-            check = partial(DB_CHECKS[name], engine, settings, args)
-            results.append(_guarded(name, check, db_ok))
+        with Session(engine) as session:
+            for name in (n for n in names if n in NEEDS_DATABASE):
+                check = partial(DB_CHECKS[name], session, settings, args)
+                results.append(_guarded(name, check, db_ok))
         return results
     finally:
         engine.dispose()
@@ -153,10 +156,9 @@ def _broker(url: str, timeout: float) -> Check:
     return Check("broker", "ok")
 
 
-def _beat(engine: Engine, settings: Settings, args: argparse.Namespace) -> Check:
+def _beat(session: Session, settings: Settings, args: argparse.Namespace) -> Check:
     max_age = args.beat_max_age or max(60.0, 6 * settings.beat_interval)
-    with engine.connect() as conn:
-        at = conn.execute(select(Heartbeat.at).where(Heartbeat.name == "beat")).scalar()
+    at = read.heartbeat(session)
     if at is None:
         return Check("beat", "FAIL", "no heartbeat yet: is beat running, and a worker on 'poll'?")
     age = (utcnow() - at).total_seconds()
@@ -165,29 +167,27 @@ def _beat(engine: Engine, settings: Settings, args: argparse.Namespace) -> Check
     return Check("beat", "ok", f"last heartbeat {ago(age)} ago")
 
 
-def _outbox(engine: Engine, settings: Settings, args: argparse.Namespace) -> Check:
+def _outbox(session: Session, settings: Settings, args: argparse.Namespace) -> Check:
     cutoff = utcnow() - timedelta(minutes=args.outbox_max_age)
-    late = (Delivery.status.in_(("pending", "failed"))) & (Delivery.next_attempt_at <= cutoff)
-    query = select(func.count(), func.min(Delivery.next_attempt_at)).where(late)
-    with engine.connect() as conn:
-        count, oldest = conn.execute(query).one()
-    if not count:
+    count, oldest = read.overdue_deliveries(session, cutoff)
+    if not count or oldest is None:
         return Check("outbox", "ok")
     waited = ago((utcnow() - oldest).total_seconds())
     return Check("outbox", "FAIL", f"{count} deliveries overdue, oldest due {waited} ago")
 
 
-def _feeds(engine: Engine, settings: Settings, args: argparse.Namespace) -> Check:
+def _feeds(session: Session, settings: Settings, args: argparse.Namespace) -> Check:
     """Overdue feeds warn; failing ones warn too, and every feed failing is a FAIL: then no
     alert can arrive (the network or a proxy is down, most likely)."""
     cutoff = utcnow() - timedelta(minutes=args.feed_lag)
-    query = select(Feed.id, Feed.next_poll_at < cutoff, Feed.error_count, Feed.last_error)
-    with engine.connect() as conn:
-        rows = conn.execute(query.where(Feed.disabled_reason.is_(None))).all()
     configured, note = _configured_feeds(settings)
-    rows = [r for r in rows if configured is None or r[0] in configured]
-    overdue = sorted(r[0] for r in rows if r[1])
-    failing = sorted((r[0], r[3]) for r in rows if r[2])
+    rows = [
+        f
+        for f in read.feeds(session).values()
+        if not f.disabled_reason and (configured is None or f.id in configured)
+    ]
+    overdue = sorted(f.id for f in rows if f.next_poll_at is not None and f.next_poll_at < cutoff)
+    failing = sorted((f.id, f.last_error) for f in rows if f.error_count)
     problems = [note] if note else []
     if overdue:
         problems.append(f"{len(overdue)} overdue by more than {ago(args.feed_lag * 60)}: ")
@@ -215,7 +215,7 @@ def _configured_feeds(settings: Settings) -> tuple[set[str] | None, str]:
     return {f.id for f in config.feeds if f.enabled}, ""
 
 
-DB_CHECKS: dict[str, Callable[[Engine, Settings, argparse.Namespace], Check]] = {
+DB_CHECKS: dict[str, Callable[[Session, Settings, argparse.Namespace], Check]] = {
     "beat": _beat,
     "outbox": _outbox,
     "feeds": _feeds,

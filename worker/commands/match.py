@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -29,6 +28,7 @@ from alerts.match import Matcher, compile_matcher
 from feeds.normalize import SUMMARY_LIMIT, TITLE_LIMIT
 from feeds.text import clean_text
 from worker.config import ConfigError, load_watchlists
+from worker.settings import load_settings
 
 
 class _UsageError(Exception):
@@ -48,7 +48,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config_dir = Path(args.config_dir or os.environ.get("WATCHFLOOR_CONFIG_DIR", "./config"))
+    config_dir = Path(args.config_dir or load_settings().config_dir)
     try:
         matcher = load_matcher(config_dir, args.watchlist)
     except ConfigError as exc:

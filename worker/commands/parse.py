@@ -18,11 +18,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from feeds.errors import IngestError
+from common.errors import IngestError
 from feeds.fetch import DEFAULT_LIMITS, FetchLimits, fetch, too_large
 from feeds.parse import parse_feed
 from feeds.types import FeedItem
-from worker.settings import env_flag
+from worker.settings import load_settings
 
 
 def register(sub: Any) -> None:
@@ -37,7 +37,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    allow_private = args.allow_private or env_flag("WATCHFLOOR_ALLOW_PRIVATE_URLS")
+    allow_private = args.allow_private or load_settings().allow_private_urls
     try:
         body, url, content_type = _load(args.source, allow_private)
         parsed = parse_feed(body, url=url, content_type=content_type)

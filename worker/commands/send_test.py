@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alerts.channels import build_channel
-from alerts.channels.base import DeliveryError
 from alerts.types import Alert, AlertItem, AlertWatchlist, Hit
+from common.errors import DeliveryError
 from worker.config import ConfigError, load_config
 from worker.settings import load_settings
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
-from sqlalchemy import delete, select
-
-from feeds.sources import parse_duration
-from worker.models import Silence, utcnow
+from common.durations import parse_duration
+from worker.models import utcnow
+from worker.store import silences
+from worker.store.silences import SilenceRecord
 
 
 def register(sub: Any) -> None:
@@ -33,41 +34,32 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "add":
         config = rt.config.current()
         if config.watchlist(args.watchlist) is None:
-            print(f"error: unknown watch-list {args.watchlist!r}")
+            print(f"error: unknown watch-list {args.watchlist!r}", file=sys.stderr)
             return 1
         if args.channel and args.channel not in config.channels:
-            print(f"error: unknown channel {args.channel!r}")
+            print(f"error: unknown channel {args.channel!r}", file=sys.stderr)
             return 1
         try:
             ends = now + parse_duration(args.duration)
         except ValueError as exc:
-            print(f"error: {exc}")
+            print(f"error: {exc}", file=sys.stderr)
             return 1
         with rt.sessions.begin() as session:
-            row = Silence(
-                watchlist_id=args.watchlist,
-                channel_id=args.channel,
-                starts_at=now,
-                ends_at=ends,
-                reason=args.reason,
-            )
-            session.add(row)
-            session.flush()
-            print(f"silence {row.id}: {_describe(row)}")
+            row = silences.add(session, args.watchlist, args.channel, now, ends, args.reason)
+        print(f"silence {row.id}: {_describe(row)}")
         return 0
     if args.action == "remove":
         with rt.sessions.begin() as session:
-            gone = session.execute(delete(Silence).where(Silence.id.in_(args.ids))).rowcount
+            gone = silences.remove(session, args.ids)
         print(f"removed {gone} silence(s)")
         return 0 if gone == len(set(args.ids)) else 1
     with rt.sessions() as session:
-        rows = session.scalars(select(Silence).where(Silence.ends_at > now).order_by(Silence.id))
-        lines = [f"{row.id}  {_describe(row)}" for row in rows]
+        lines = [f"{row.id}  {_describe(row)}" for row in silences.active(session, now)]
     print("\n".join(lines) if lines else "no active silences")
     return 0
 
 
-def _describe(row: Silence) -> str:
+def _describe(row: SilenceRecord) -> str:
     channel = row.channel_id or "all channels"
     reason = f"  ({row.reason})" if row.reason else ""
     return f"{row.watchlist_id} on {channel} until {row.ends_at:%Y-%m-%d %H:%M} UTC{reason}"

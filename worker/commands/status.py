@@ -7,18 +7,26 @@ watch-list, and each channel's state. It reads only; ``watchfloor health`` is th
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, time
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from worker import read
 from worker.commands.health import ago, health_engine, short_error
-from worker.models import ChannelState, Delivery, Feed, Heartbeat, MatchRow, utcnow
+from worker.models import DeliveryStatus, utcnow
 from worker.settings import load_settings
+from worker.store.channels import ChannelHealth
 
-STATUSES = ("pending", "sending", "failed", "dead", "sent")
+# always shown, even at 0; the other statuses when some delivery is in them
+MAIN = (
+    DeliveryStatus.PENDING,
+    DeliveryStatus.SENDING,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.DEAD,
+    DeliveryStatus.SENT,
+)
 
 
 def register(sub: Any) -> None:
@@ -67,19 +75,18 @@ def _when(value: datetime | None, now: datetime) -> str:
 
 
 def _activity(session: Session, now: datetime) -> list[str]:
-    last_poll = session.scalar(select(func.max(Feed.last_polled_at)))
-    heartbeat = session.scalar(select(Heartbeat.at).where(Heartbeat.name == "beat"))
-    return [f"last poll       {_when(last_poll, now)}", f"beat heartbeat  {_when(heartbeat, now)}"]
+    last_poll, beat = read.last_poll(session), read.heartbeat(session)
+    return [f"last poll       {_when(last_poll, now)}", f"beat heartbeat  {_when(beat, now)}"]
 
 
 def _feeds(session: Session, now: datetime, limit: int) -> list[str]:
-    total = session.scalar(select(func.count()).select_from(Feed)) or 0
-    troubled = (Feed.error_count > 0) | Feed.disabled_reason.is_not(None)
-    rows = session.scalars(
-        select(Feed).where(troubled).order_by(Feed.error_count.desc(), Feed.id)
-    ).all()
+    feeds = read.feeds(session)
+    rows = sorted(
+        (f for f in feeds.values() if f.error_count or f.disabled_reason),
+        key=lambda f: (-f.error_count, f.id),
+    )
     disabled = sum(1 for f in rows if f.disabled_reason)
-    lines = ["", f"feeds: {total} known, {len(rows) - disabled} in error, {disabled} disabled"]
+    lines = ["", f"feeds: {len(feeds)} known, {len(rows) - disabled} in error, {disabled} disabled"]
     if rows:
         lines.append(f"  {'FEED':<28} {'ERRORS':>6}  {'AGO':<8} LAST ERROR")
     for feed in rows[:limit]:
@@ -90,33 +97,23 @@ def _feeds(session: Session, now: datetime, limit: int) -> list[str]:
 
 
 def _deliveries(session: Session) -> list[str]:
-    query = select(Delivery.status, func.count()).group_by(Delivery.status)
-    counts = dict(session.execute(query).all())
-    known = [f"{s} {counts.pop(s, 0)}" for s in STATUSES]
-    other = [f"{s} {n}" for s, n in sorted(counts.items())]
-    return ["", "deliveries: " + ", ".join(known + other)]
+    counts = read.delivery_counts(session)
+    others = [s for s in DeliveryStatus if s not in MAIN and counts.get(s)]
+    shown = [f"{s.value} {counts.get(s, 0)}" for s in (*MAIN, *others)]
+    return ["", "deliveries: " + ", ".join(shown)]
 
 
 def _alerts_today(session: Session, now: datetime, limit: int) -> list[str]:
-    midnight = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
-    sent = func.sum(case((Delivery.status == "sent", 1), else_=0))
-    query = (
-        select(MatchRow.watchlist_id, func.count(func.distinct(MatchRow.id)), sent)
-        .outerjoin(Delivery, Delivery.match_id == MatchRow.id)
-        .where(MatchRow.created_at >= midnight)
-        .group_by(MatchRow.watchlist_id)
-        .order_by(func.count(func.distinct(MatchRow.id)).desc(), MatchRow.watchlist_id)
-    )
-    rows = session.execute(query).all()
-    lines = ["", f"alerts today (since 00:00 UTC): {sum(r[1] for r in rows)}"]
+    rows = read.alerts_since(session, read.midnight(now))
+    lines = ["", f"alerts today (since 00:00 UTC): {sum(r.matches for r in rows)}"]
     if rows:
         lines.append(f"  {'WATCH-LIST':<28} {'MATCHES':>7} {'SENT':>6}")
-    lines += [f"  {wl:<28} {n:>7} {s or 0:>6}" for wl, n, s in rows[:limit]]
+    lines += [f"  {r.watchlist_id:<28} {r.matches:>7} {r.sent:>6}" for r in rows[:limit]]
     return lines + _more(len(rows), limit)
 
 
 def _channels(session: Session, now: datetime, configured: list[str]) -> list[str]:
-    states = {s.id: s for s in session.scalars(select(ChannelState))}
+    states = read.channels(session)
     ids = sorted(set(configured) | set(states))
     lines = ["", f"channels: {len(ids)}"]
     if ids:
@@ -127,7 +124,7 @@ def _channels(session: Session, now: datetime, configured: list[str]) -> list[st
 
 
 def _channel_line(
-    channel_id: str, state: ChannelState | None, now: datetime, configured: list[str]
+    channel_id: str, state: ChannelHealth | None, now: datetime, configured: list[str]
 ) -> str:
     if state is None:
         return f"{channel_id:<20} {'unused':<9} {0:>6}  {'-':<9}"

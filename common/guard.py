@@ -1,5 +1,9 @@
 """SSRF guard: refuse URLs and connections that would reach a non-public address.
 
+Both doors out of the service use it: the feed fetcher and the webhook channel (any URL an
+admin or a feed's redirect names). The errors it raises, FetchError and BlockedURLError, are
+in ``common.errors``.
+
 Two layers. ``check_url`` is a cheap pre-flight (scheme, then DNS) that gives a clear message.
 ``guarded_transport`` is the real fence: it resolves the host itself at connect time, checks
 every address and connects to the checked IP, so a DNS rebind between the two cannot slip
@@ -26,7 +30,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from feeds.errors import BlockedURLError, FetchError
+from common.errors import BlockedURLError, FetchError
 
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from feeds.errors import BlockedURLError, FetchError
-from feeds.guard import blocked_reason, check_url, guarded_transport, unwrap_blocked
+from common.errors import BlockedURLError, FetchError
+from common.guard import blocked_reason, check_url, guarded_transport, unwrap_blocked
 from tests.feeds.loopback import RSS, LoopbackServer, send
 
 BLOCKED_HOSTS = [

@@ -1,0 +1,102 @@
+"""The poll path's decisions, without a database or a feed server."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from common.errors import FetchError
+from feeds.sources import FeedSource
+from feeds.types import FetchResult
+from worker import planning
+from worker.store.feeds import FeedState
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+SOURCE = FeedSource(id="wire", url="http://127.0.0.1/feed.xml", interval="5m")
+FEED = FeedState(
+    id="wire",
+    url=SOURCE.url,
+    etag=None,
+    last_modified=None,
+    body_hash=None,
+    error_count=0,
+    created_at=NOW - timedelta(days=3),
+    last_success_at=NOW - timedelta(hours=1),
+    last_error_at=None,
+    disabled_reason=None,
+)
+
+
+def test_next_poll_is_the_interval_and_a_server_hint_stretches_it_at_most_4x() -> None:
+    five = timedelta(minutes=5)
+    assert planning.next_poll(five, NOW) == NOW + five
+    assert planning.next_poll(five, NOW, hint_seconds=600) == NOW + timedelta(minutes=10)
+    assert planning.next_poll(five, NOW, hint_seconds=86_400) == NOW + 4 * five
+    assert planning.next_poll(five, NOW, hint_seconds=60) == NOW + five  # never shorter
+
+
+def test_backoff_doubles_from_the_interval_up_to_six_hours() -> None:
+    five = timedelta(minutes=5)
+    waits = [planning.backoff(five, errors, None) for errors in range(8)]
+    assert waits[:4] == [five, 2 * five, 4 * five, 8 * five]
+    assert waits[-1] == planning.MAX_BACKOFF
+    assert planning.backoff(five, 0, 3600) == timedelta(hours=1)  # Retry-After wins when longer
+
+
+def test_a_failing_feed_crosses_its_threshold_once_per_episode() -> None:
+    threshold = timedelta(minutes=30)
+    failing = replace(FEED, last_success_at=NOW - timedelta(minutes=20), error_count=2)
+    assert not planning.crosses_failing_threshold(failing, threshold, NOW)
+    at_31 = NOW + timedelta(minutes=11)
+    failing = replace(failing, last_error_at=NOW)
+    assert planning.crosses_failing_threshold(failing, threshold, at_31)
+    told = replace(failing, last_error_at=at_31)
+    assert not planning.crosses_failing_threshold(told, threshold, at_31 + timedelta(minutes=10))
+
+
+def test_a_feed_that_never_succeeded_counts_from_its_creation() -> None:
+    new = replace(FEED, last_success_at=None, created_at=NOW - timedelta(hours=7))
+    assert planning.failing_since(new) == new.created_at
+    assert planning.crosses_failing_threshold(new, timedelta(hours=6), NOW)
+
+
+def test_on_a_first_poll_only_recent_items_alert() -> None:
+    window = timedelta(hours=24)
+    recent, old = NOW - timedelta(hours=2), NOW - timedelta(days=3)
+    assert planning.alertable(recent, True, window, NOW)
+    assert not planning.alertable(old, True, window, NOW)
+    assert not planning.alertable(None, True, window, NOW)  # undated: cannot tell, so no
+    assert planning.alertable(old, False, window, NOW)  # later polls: every new item
+
+
+def test_a_successful_poll_keeps_validators_and_a_permanent_move() -> None:
+    result = FetchResult(
+        url="http://127.0.0.1/new.xml",
+        status=200,
+        body=b"<rss/>",
+        etag='"v2"',
+        last_modified="Tue, 01 Dec 2026 11:00:00 GMT",
+        permanent_url="http://127.0.0.1/new.xml",
+        max_age=600,
+    )
+    record = planning.poll_succeeded(SOURCE, result, NOW, body_hash="h", ttl_seconds=1200)
+    assert (record.etag, record.url, record.body_hash, record.error) == (
+        '"v2"',
+        "http://127.0.0.1/new.xml",
+        "h",
+        None,
+    )
+    assert record.next_poll_at == NOW + timedelta(minutes=20)  # the longer hint, within 4x
+
+
+def test_a_failed_poll_backs_off_and_a_permanent_error_disables() -> None:
+    flaky = planning.poll_failed(SOURCE, replace(FEED, error_count=2), FetchError("HTTP 503"), NOW)
+    assert (flaky.error, flaky.disable) == ("FetchError: HTTP 503", False)
+    assert flaky.next_poll_at == NOW + timedelta(minutes=20)
+    gone = planning.poll_failed(SOURCE, FEED, FetchError("HTTP 410", permanent=True), NOW)
+    assert gone.disable
+
+
+def test_a_failing_channel_is_told_at_the_fifth_error_then_every_tenth() -> None:
+    told = [errors for errors in range(1, 40) if planning.channel_failing(errors)]
+    assert told == [5, 15, 25, 35]

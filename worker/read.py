@@ -1,0 +1,178 @@
+"""The read model: the queries the CLI (and, next, the console) shows, as plain rows.
+
+It only reads. Writes go through the store (``worker/store/``, ``worker/outbox/store.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from worker.models import (
+    ChannelState,
+    Delivery,
+    DeliveryStatus,
+    Feed,
+    Heartbeat,
+    Item,
+    MatchRow,
+    OpsEvent,
+)
+from worker.outbox.transitions import CLAIMABLE
+from worker.store.channels import ChannelHealth
+
+S = DeliveryStatus
+OPS_WATCHLIST = "watchfloor-ops"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    """A feed's poll record (None fields: never polled), with its stored item count."""
+
+    id: str
+    polled: bool
+    error_count: int
+    last_error: str | None
+    last_error_at: datetime | None
+    last_success_at: datetime | None
+    next_poll_at: datetime | None
+    disabled_reason: str | None
+    items: int
+
+
+def feeds(session: Session) -> dict[str, FeedRow]:
+    counts = dict(session.execute(select(Item.feed_id, func.count()).group_by(Item.feed_id)).all())
+    return {
+        f.id: FeedRow(
+            id=f.id,
+            polled=f.last_polled_at is not None,
+            error_count=f.error_count,
+            last_error=f.last_error,
+            last_error_at=f.last_error_at,
+            last_success_at=f.last_success_at,
+            next_poll_at=f.next_poll_at,
+            disabled_reason=f.disabled_reason,
+            items=counts.get(f.id, 0),
+        )
+        for f in session.scalars(select(Feed).order_by(Feed.id))
+    }
+
+
+def last_poll(session: Session) -> datetime | None:
+    return session.scalar(select(func.max(Feed.last_polled_at)))
+
+
+def heartbeat(session: Session, name: str = "beat") -> datetime | None:
+    return session.scalar(select(Heartbeat.at).where(Heartbeat.name == name))
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    id: str
+    status: DeliveryStatus
+    channel_id: str
+    watchlist_id: str  # "watchfloor-ops" for an ops alert
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    title: str
+
+
+def deliveries(
+    session: Session, status: DeliveryStatus | None = None, limit: int = 50
+) -> list[DeliveryRow]:
+    """The outbox, newest first: alerts and ops alerts alike."""
+    query = (
+        select(Delivery, MatchRow.watchlist_id, Item.title, OpsEvent.title)
+        .outerjoin(MatchRow, MatchRow.id == Delivery.match_id)
+        .outerjoin(Item, Item.id == MatchRow.item_id)
+        .outerjoin(OpsEvent, OpsEvent.id == Delivery.ops_event_id)
+        .order_by(Delivery.created_at.desc(), Delivery.id)
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(Delivery.status == status)
+    return [
+        DeliveryRow(
+            id=d.id,
+            status=d.status,
+            channel_id=d.channel_id,
+            watchlist_id=watchlist_id or OPS_WATCHLIST,
+            attempts=d.attempts,
+            next_attempt_at=d.next_attempt_at,
+            last_error=d.last_error,
+            title=item_title or ops_title or "",
+        )
+        for d, watchlist_id, item_title, ops_title in session.execute(query)
+    ]
+
+
+def delivery_counts(session: Session) -> dict[DeliveryStatus, int]:
+    query = select(Delivery.status, func.count()).group_by(Delivery.status)
+    return {status: count for status, count in session.execute(query).all()}
+
+
+def overdue_deliveries(session: Session, before: datetime) -> tuple[int, datetime | None]:
+    """(count, oldest due time) of deliveries due before ``before`` and not yet sent."""
+    late = Delivery.status.in_(CLAIMABLE) & (Delivery.next_attempt_at <= before)
+    count, oldest = session.execute(
+        select(func.count(), func.min(Delivery.next_attempt_at)).where(late)
+    ).one()
+    return int(count), oldest
+
+
+@dataclass(frozen=True, slots=True)
+class WatchlistDay:
+    watchlist_id: str
+    matches: int
+    sent: int
+
+
+def alerts_since(session: Session, since: datetime) -> list[WatchlistDay]:
+    """Per watch-list: alerts recorded since ``since`` and deliveries of them sent."""
+    sent = func.sum(case((Delivery.status == S.SENT, 1), else_=0))
+    matches = func.count(func.distinct(MatchRow.id))
+    query = (
+        select(MatchRow.watchlist_id, matches, sent)
+        .outerjoin(Delivery, Delivery.match_id == MatchRow.id)
+        .where(MatchRow.created_at >= since)
+        .group_by(MatchRow.watchlist_id)
+        .order_by(matches.desc(), MatchRow.watchlist_id)
+    )
+    return [WatchlistDay(w, int(n), int(s or 0)) for w, n, s in session.execute(query).all()]
+
+
+def midnight(now: datetime) -> datetime:
+    return datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
+
+
+def channels(session: Session) -> dict[str, ChannelHealth]:
+    return {
+        s.id: ChannelHealth(s.id, s.error_count, s.last_error, s.last_success_at, s.disabled_reason)
+        for s in session.scalars(select(ChannelState))
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    id: int
+    feed_id: str
+    title: str
+    summary: str
+
+
+def items_since(session: Session, since: datetime) -> list[StoredItem]:
+    rows = session.execute(
+        select(Item.id, Item.feed_id, Item.title, Item.summary)
+        .where(Item.fetched_at >= since)
+        .order_by(Item.id)
+    )
+    return [StoredItem(*row) for row in rows]
+
+
+def item_ids(session: Session, ids: Sequence[int]) -> set[int]:
+    return set(session.scalars(select(Item.id).where(Item.id.in_(list(ids)))))

@@ -1,0 +1,213 @@
+"""Items and stories: the new-item filter, what story clustering reads and writes, retention.
+
+Story writes are batched: a first poll of a feed files dozens of items, so the members of
+every candidate story are read in two queries and the choices written in a few executemany
+statements, not a round trip per item and band key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from feeds.types import FeedItem
+from worker.models import Item, MatchRow, Story, StoryBand
+from worker.store import dialect_insert, insert_many_ignore
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One item of a story, as clustering compares it."""
+
+    signature: str  # feeds.story.to_json
+    seen: datetime  # published, else fetched
+
+
+@dataclass(slots=True)
+class StoryRecord:
+    id: int
+    first_seen: datetime
+    last_seen: datetime
+    members: list[Member] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class NewStory:
+    title: str
+    signature: str
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Filed:
+    """Where one new item went: its story (new ones by their index in ``new_stories``)."""
+
+    item_id: int
+    signature: str
+    band_keys: frozenset[int]
+    seen: datetime
+    story_id: int | None = None
+    new_story: int | None = None
+
+
+def insert_new(
+    session: Session, feed_id: str, items: Sequence[FeedItem], now: datetime
+) -> list[tuple[int, FeedItem]]:
+    """Insert unseen items (by GUID, then by canonical URL within the feed), in one
+    statement; returns (id, item) of those inserted, in feed order."""
+    urls = [i.url for i in items if i.url]
+    known_urls = set(
+        session.scalars(
+            select(Item.canonical_url).where(Item.feed_id == feed_id, Item.canonical_url.in_(urls))
+        )
+    )
+    fresh = list({i.guid: i for i in items if not i.url or i.url not in known_urls}.values())
+    if not fresh:
+        return []
+    known_guids = set(
+        session.scalars(
+            select(Item.guid).where(Item.feed_id == feed_id, Item.guid.in_([i.guid for i in fresh]))
+        )
+    )
+    rows = [_item_row(feed_id, item, now) for item in fresh if item.guid not in known_guids]
+    if not rows:
+        return []
+    # ON CONFLICT DO NOTHING returns only the rows inserted: a racing worker keeps its own
+    stmt = dialect_insert(session, Item.__table__).on_conflict_do_nothing(
+        index_elements=["feed_id", "guid"]
+    )
+    ids = dict(session.execute(stmt.returning(Item.guid, Item.id), rows).all())
+    return [(ids[i.guid], i) for i in fresh if i.guid in ids]
+
+
+def _item_row(feed_id: str, item: FeedItem, now: datetime) -> dict[str, Any]:
+    return {
+        "feed_id": feed_id,
+        "guid": item.guid,
+        "canonical_url": item.url,
+        "title": item.title,
+        "summary": item.summary,
+        "published_at": item.published_at,
+        "fetched_at": now,
+        "fingerprint": item.fingerprint,
+    }
+
+
+def candidate_stories(
+    session: Session, keys: Iterable[int], since: datetime
+) -> tuple[dict[int, StoryRecord], dict[int, set[int]]]:
+    """Stories seen since ``since`` that share a band key, with their members; and which
+    of them each key points at."""
+    keys = list(set(keys))
+    if not keys:
+        return {}, {}
+    bands = session.execute(
+        select(StoryBand.key, StoryBand.story_id)
+        .join(Story, Story.id == StoryBand.story_id)
+        .where(StoryBand.key.in_(keys), Story.last_seen >= since)
+    ).all()
+    index: dict[int, set[int]] = {}
+    for key, story_id in bands:
+        index.setdefault(key, set()).add(story_id)
+    ids = sorted({story_id for _, story_id in bands})
+    stories = {
+        s.id: StoryRecord(s.id, s.first_seen, s.last_seen)
+        for s in session.scalars(select(Story).where(Story.id.in_(ids)))
+    }
+    seen = func.coalesce(Item.published_at, Item.fetched_at)
+    members = session.execute(
+        select(Item.story_id, Item.signature, seen).where(
+            Item.story_id.in_(ids), Item.signature.is_not(None)
+        )
+    ).all()
+    for story_id, signature, at in members:
+        stories[story_id].members.append(Member(signature, _aware(at)))
+    legacy = [s for s in stories.values() if not s.members]  # filed before items kept one
+    for story in session.scalars(select(Story).where(Story.id.in_([s.id for s in legacy]))):
+        stories[story.id].members.append(Member(story.signature, story.first_seen))
+    return stories, index
+
+
+def _aware(value: datetime) -> datetime:
+    """coalesce() may come back without the column type's UTC conversion."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def write_stories(
+    session: Session,
+    filed: Sequence[Filed],
+    new_stories: Sequence[NewStory],
+    touched: dict[int, datetime],
+) -> dict[int, int]:
+    """Write clustering's choices: new stories, later last_seen of joined ones, band keys
+    and each item's story and signature. Returns item id -> story id."""
+    made: list[int] = []
+    if new_stories:
+        rows = [_story_row(s) for s in new_stories]
+        result = session.execute(
+            insert(Story).returning(Story.id, sort_by_parameter_order=True), rows
+        )
+        made = [row[0] for row in result.all()]
+    for story_id, last_seen in touched.items():
+        session.execute(
+            update(Story)
+            .where(Story.id == story_id, Story.last_seen < last_seen)
+            .values(last_seen=last_seen)
+        )
+    story_of = {f.item_id: f.story_id if f.new_story is None else made[f.new_story] for f in filed}
+    bands = {
+        (key, story_of[f.item_id]): {"key": key, "story_id": story_of[f.item_id], "seen_at": f.seen}
+        for f in filed
+        for key in f.band_keys
+    }
+    insert_many_ignore(session, StoryBand.__table__, list(bands.values()), ["key", "story_id"])
+    if filed:
+        session.execute(
+            update(Item),
+            [
+                {"id": f.item_id, "story_id": story_of[f.item_id], "signature": f.signature}
+                for f in filed
+            ],
+        )
+    return story_of
+
+
+def _story_row(story: NewStory) -> dict[str, Any]:
+    return {
+        "title": story.title,
+        "signature": story.signature,
+        "first_seen": story.first_seen,
+        "last_seen": story.last_seen,
+    }
+
+
+def story_sources(
+    session: Session, story_id: int | None, except_item: int | None = None
+) -> list[str]:
+    """Feed ids that carried the story, first reporter first."""
+    if story_id is None:
+        return []
+    query = select(Item.feed_id, func.min(Item.fetched_at).label("first"))
+    query = query.where(Item.story_id == story_id)
+    if except_item is not None:
+        query = query.where(Item.id != except_item)
+    rows = session.execute(query.group_by(Item.feed_id).order_by("first"))
+    return [feed_id for feed_id, _ in rows]
+
+
+def prune(session: Session, now: datetime, keep_items: timedelta, keep_bands: timedelta) -> int:
+    """Drop old items no alert points at, and story bands past the clustering window.
+
+    Matches, deliveries and the items they name stay: an alert can always be re-rendered.
+    """
+    alerted = select(MatchRow.item_id)
+    old = delete(Item).where(Item.fetched_at < now - keep_items, Item.id.not_in(alerted))
+    removed = session.execute(old.execution_options(synchronize_session=False))
+    session.execute(delete(StoryBand).where(StoryBand.seen_at < now - keep_bands))
+    return int(getattr(removed, "rowcount", 0) or 0)
