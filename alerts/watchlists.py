@@ -20,8 +20,9 @@ class WatchList(BaseModel):
 
     id: str = Field(pattern=SLUG)
     title: str = Field(min_length=1, max_length=200)
-    query: str = Field(min_length=1)
-    exclude: str | None = None
+    # a real query is under 2,000 characters; the cap bounds what one can cost to compile
+    query: str = Field(min_length=1, max_length=20_000)
+    exclude: str | None = Field(default=None, max_length=20_000)
     severity: Severity = "medium"
     channels: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()  # feed ids, or "tag:NAME"

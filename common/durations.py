@@ -14,17 +14,32 @@ from pydantic import BeforeValidator
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# Longer than any interval, retry or silence means anything for; far below what date
+# arithmetic overflows on (``now + 99999999d`` raises OverflowError).
+MAX_DURATION = timedelta(days=3660)
 
 
 def parse_duration(value: object) -> timedelta:
-    """Read ``2s``, ``30s``, ``5m``, ``1h``, ``7d`` (or a number of seconds)."""
+    """Read ``2s``, ``30s``, ``5m``, ``1h``, ``7d`` (or a number of seconds), at most ten
+    years; anything else is a ValueError that says what to write."""
     if isinstance(value, timedelta):
-        return value
+        return _bounded(value, value)
+    seconds: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    if isinstance(value, str) and (m := _DURATION.match(value)):
-        return timedelta(seconds=int(m.group(1)) * _UNIT_SECONDS[m.group(2)])
-    raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 1h, 7d)")
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    if seconds is None or seconds != seconds:  # NaN is not a duration either
+        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 1h, 7d)")
+    if abs(seconds) > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration {value!r} is longer than ten years")
+    return _bounded(timedelta(seconds=seconds), value)
+
+
+def _bounded(duration: timedelta, value: object) -> timedelta:
+    if abs(duration) > MAX_DURATION:
+        raise ValueError(f"duration {value!r} is longer than ten years")
+    return duration
 
 
 def parse_durations(spec: str) -> tuple[timedelta, ...]:

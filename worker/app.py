@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from celery import Celery, signals
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 from worker.logs import configure_logging
 from worker.schedule import beat_schedule

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from worker import commands
 from worker.config import ConfigError, load_config
-from worker.settings import SettingsError, load_settings
+from worker.settings import Settings, SettingsError, load_settings
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -34,10 +34,12 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
     try:
         print(load_config(settings.config_dir).summary(), file=sys.stderr)
+        _keep_last_good()
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
-        return 1
+        if not _last_good_config(settings):
+            return 1
     if args.migrate:
         # An engine of its own, closed before Celery forks beat and the pool: a SQLite
         # connection carried across fork makes the child's first query a "disk I/O error".
@@ -53,6 +55,28 @@ def _run(args: argparse.Namespace) -> int:
     argv += [f"--concurrency={args.concurrency}", "--hostname", f"watchfloor@{args.hostname}"]
     app.worker_main(argv)
     return 0
+
+
+def _keep_last_good() -> None:
+    from worker.runtime import runtime
+
+    runtime().config.current()  # a good load writes the snapshot a broken edit falls back to
+
+
+def _last_good_config(settings: Settings) -> bool:
+    """A restart with broken files comes up on the last good config, if one was kept."""
+    from worker.runtime import runtime
+
+    try:
+        runtime().config.current()  # the config cache falls back to its snapshot
+    except ConfigError:
+        print("no last good config to run on: fix the files above", file=sys.stderr)
+        return False
+    print(
+        f"running on the last good config ({settings.var_dir / 'last-good-config.json'})",
+        file=sys.stderr,
+    )
+    return True
 
 
 def _poll(args: argparse.Namespace) -> int:
@@ -114,7 +138,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     from worker.db import SchemaOutOfDate
 
     try:
-        if getattr(args, "needs_database", False):
+        needs = getattr(args, "needs_database", False)
+        if needs is True or (needs == "if-embedded" and load_settings().embedded_database):
             _prepare_database()
         return int(args.func(args) or 0)
     except SchemaOutOfDate as exc:
@@ -126,6 +151,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         print(f"{len(exc.issues)} error(s) in the config: run 'watchfloor check'", file=sys.stderr)
+    except ImportError as exc:  # a database URL whose driver is not installed, most likely
+        print(f"error: {exc} (is a driver for this URL installed?)", file=sys.stderr)
+    except OSError as exc:  # var/ not writable, a path that is a file, a full disk
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
     return 1
 
 

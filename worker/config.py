@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,7 +32,7 @@ class ChannelsFile(BaseModel):
 
     # failing channels and feeds are reported to this channel (optional)
     ops_channel: str | None = None
-    channels: tuple[AnyChannelConfig, ...] = ()  # type: ignore[valid-type]
+    channels: tuple[AnyChannelConfig, ...] = ()
 
 
 class ConfigError(Exception):
@@ -48,6 +50,7 @@ class Config:
     matcher: Matcher
     ops_channel: str | None = None
     signature: tuple[Any, ...] = field(default=(), compare=False)
+    texts: Mapping[str, str] = field(default_factory=dict, compare=False)  # as loaded
 
     def feed(self, feed_id: str) -> FeedSource | None:
         return next((f for f in self.feeds if f.id == feed_id), None)
@@ -67,14 +70,45 @@ class Config:
         )
 
 
-def _read(config_dir: Path, name: str, issues: list[ConfigIssue]) -> YamlDocument:
-    path = config_dir / name
+MAX_FILE_BYTES = 4 * 1024 * 1024  # a hundred times a large desk's watch-lists
+
+
+def _read_text(path: Path) -> tuple[str | None, str | None]:
+    """(text, None) or (None, why not): only a regular UTF-8 file within the size cap is
+    read, so a FIFO or a device cannot hang a reload and a huge file cannot stall it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.exists() and not path.is_file():
+            return None, "cannot read: not a regular file"
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        issues.append(ConfigIssue(str(path), 1, "(file)", f"cannot read: {exc.strerror or exc}"))
-        return YamlDocument(str(path), None, {}, [])
-    doc = load_yaml(text, str(path))
+        return None, f"cannot read: {exc.strerror or exc}"
+    if len(data) > MAX_FILE_BYTES:
+        return None, f"larger than the {MAX_FILE_BYTES // (1024 * 1024)} MB cap for a config file"
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x})"
+
+
+def read_texts(config_dir: Path) -> tuple[dict[str, str], list[ConfigIssue]]:
+    texts, issues = {}, []
+    for name in FILES:
+        text, problem = _read_text(config_dir / name)
+        if text is None:
+            issues.append(ConfigIssue(str(config_dir / name), 1, "(file)", problem or "?"))
+        else:
+            texts[name] = text
+    return texts, issues
+
+
+def _parse(
+    config_dir: Path, name: str, texts: Mapping[str, str], issues: list[ConfigIssue]
+) -> YamlDocument:
+    path = str(config_dir / name)
+    if name not in texts:  # unreadable, reported by read_texts
+        return YamlDocument(path, None, {}, [ConfigIssue(path, 1, "(file)", "unreadable")])
+    doc = load_yaml(texts[name], path)
     issues.extend(doc.issues)
     return doc
 
@@ -161,6 +195,18 @@ def _queries_as_written(doc: YamlDocument) -> list[tuple[int, WatchList]]:
     return out
 
 
+def _check_sources(doc: YamlDocument, feeds: set[str], issues: list[ConfigIssue]) -> None:
+    """A watch-list's ``sources`` name feeds that exist (``tag:NAME`` entries are free)."""
+    for i, entry in enumerate(_entries(doc, "watchlists")):
+        named = entry.get("sources") if isinstance(entry, dict) else None
+        for j, source in enumerate(named if isinstance(named, list) else ()):
+            if isinstance(source, str) and not source.startswith("tag:") and source not in feeds:
+                where = ("watchlists", i, "sources", j)
+                problem = f"unknown feed id {source!r}{did_you_mean(source, sorted(feeds))}"
+                problem += " (write tag:NAME for a tag)"
+                issues.append(ConfigIssue(doc.file, doc.line_of(where), field_name(where), problem))
+
+
 def _aliases(doc: YamlDocument) -> dict[str, tuple[str, ...]]:
     """The aliases that validate, so queries are checked even when another alias is bad."""
     raw = doc.data.get("aliases") if isinstance(doc.data, dict) else None
@@ -214,7 +260,7 @@ def _in_file_order(issues: list[ConfigIssue]) -> list[ConfigIssue]:
 
 def signature(config_dir: Path) -> tuple[Any, ...]:
     """Cheap change detector: (name, mtime_ns, size) of each file."""
-    out = []
+    out: list[tuple[str, int | None, int | None]] = []
     for name in FILES:
         try:
             st = (config_dir / name).stat()
@@ -228,8 +274,19 @@ def load_config(config_dir: Path | str) -> Config:
     """Raise ConfigError with every problem found, each naming file, line and field."""
     config_dir = Path(config_dir)
     sig = signature(config_dir)
-    issues: list[ConfigIssue] = []
-    feeds_doc, wl_doc, ch_doc = (_read(config_dir, name, issues) for name in FILES)
+    texts, issues = read_texts(config_dir)
+    return config_from_texts(texts, config_dir, issues, sig)
+
+
+def config_from_texts(
+    texts: Mapping[str, str],
+    config_dir: Path,
+    issues: list[ConfigIssue] | None = None,
+    sig: tuple[Any, ...] = (),
+) -> Config:
+    """The config the three files' ``texts`` make (errors name them in ``config_dir``)."""
+    issues = list(issues or [])
+    feeds_doc, wl_doc, ch_doc = (_parse(config_dir, name, texts, issues) for name in FILES)
     feeds = _validate(feeds_doc, FeedsFile, issues)
     wl = _validate(wl_doc, WatchListsFile, issues)
     channels = _validate(ch_doc, ChannelsFile, issues)
@@ -238,6 +295,10 @@ def load_config(config_dir: Path | str) -> Config:
     _check_ops_channel(ch_doc, issues)
     if ch_doc.data is not None or not ch_doc.issues:  # not when channels.yaml is unreadable
         _check_references(wl_doc, _channel_ids(ch_doc), issues)
+    if feeds_doc.data is not None or not feeds_doc.issues:
+        _check_sources(
+            wl_doc, {i for i in _raw_ids(feeds_doc, "feeds") if isinstance(i, str)}, issues
+        )
     matcher = _compile(wl_doc, wl, issues)
     if issues or not (feeds and wl and channels and matcher):
         raise ConfigError(_in_file_order(issues))
@@ -249,14 +310,19 @@ def load_config(config_dir: Path | str) -> Config:
         matcher=matcher,
         ops_channel=channels.ops_channel,
         signature=sig,
+        texts=dict(texts),
     )
 
 
 def load_watchlists(config_dir: Path | str) -> WatchListsFile:
     """``watchlists.yaml`` alone, for trying watch-lists without the rest (``watchfloor
     match``): every problem ``load_config`` finds in it but references to channels."""
-    issues: list[ConfigIssue] = []
-    doc = _read(Path(config_dir), "watchlists.yaml", issues)
+    config_dir = Path(config_dir)
+    text, problem = _read_text(config_dir / "watchlists.yaml")
+    issues = [ConfigIssue(str(config_dir / "watchlists.yaml"), 1, "(file)", problem or "?")]
+    texts = {} if text is None else {"watchlists.yaml": text}
+    issues = issues if text is None else []
+    doc = _parse(config_dir, "watchlists.yaml", texts, issues)
     wl = _validate(doc, WatchListsFile, issues)
     _unique(doc, "watchlists", _raw_ids(doc, "watchlists"), issues)
     _compile(doc, wl, issues)
@@ -266,10 +332,21 @@ def load_watchlists(config_dir: Path | str) -> WatchListsFile:
 
 
 class ConfigCache:
-    """Reloads when a file changes; an invalid edit keeps the last good config."""
+    """Reloads when a file changes; an invalid edit keeps the last good config.
 
-    def __init__(self, config_dir: Path, loader: Callable[[Path], Config] = load_config) -> None:
+    The last good config's texts are also kept in ``snapshot`` (a JSON file under var/), so
+    a process that starts while the files are broken (a Celery pool child replaced after a
+    time limit, a restarted container) comes up on them instead of failing every task.
+    """
+
+    def __init__(
+        self,
+        config_dir: Path,
+        loader: Callable[[Path], Config] = load_config,
+        snapshot: Path | None = None,
+    ) -> None:
         self.config_dir = config_dir
+        self.snapshot = snapshot
         self._loader = loader
         self._current: Config | None = None
         self._failed_signature: tuple[Any, ...] | None = None
@@ -285,16 +362,41 @@ class ConfigCache:
 
     def _reload(self, sig: tuple[Any, ...]) -> Config:
         try:
-            self._current = self._loader(self.config_dir)
-            self._failed_signature = None
-            log.info("config loaded", summary=self._current.summary())
+            loaded = self._loader(self.config_dir)
         except Exception as exc:  # any failure to load, not only a reported one, keeps the old
+            errors = [str(i) for i in exc.issues] if isinstance(exc, ConfigError) else []
+            errors = errors or [f"{type(exc).__name__}: {exc}"[:500]]
+            self._current = self._current or self._from_snapshot()
             if self._current is None:
                 raise
             self._failed_signature = sig
-            errors = [str(i) for i in exc.issues] if isinstance(exc, ConfigError) else []
-            log.error(
-                "config invalid; keeping the last good one",
-                errors=errors or [f"{type(exc).__name__}: {exc}"[:500]],
-            )
-        return self._current
+            log.error("config invalid; keeping the last good one", errors=errors)
+            return self._current
+        self._current, self._failed_signature = loaded, None
+        log.info("config loaded", summary=loaded.summary())
+        self._save_snapshot(loaded)
+        return loaded
+
+    def _save_snapshot(self, config: Config) -> None:
+        if self.snapshot is None or not config.texts:
+            return
+        try:
+            if self.snapshot.exists() and json.loads(self.snapshot.read_text()) == config.texts:
+                return
+            self.snapshot.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.snapshot.with_name(f"{self.snapshot.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(config.texts, ensure_ascii=False))
+            os.replace(tmp, self.snapshot)  # atomic: another process reads old or new, whole
+        except (OSError, ValueError) as exc:
+            log.warning("cannot keep the last good config", path=str(self.snapshot), error=str(exc))
+
+    def _from_snapshot(self) -> Config | None:
+        if self.snapshot is None:
+            return None
+        try:
+            texts = json.loads(self.snapshot.read_text())
+            config = config_from_texts(texts, self.config_dir)
+        except (OSError, ValueError, ConfigError):
+            return None
+        log.warning("config files invalid at start; running on the last good config")
+        return config

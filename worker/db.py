@@ -52,10 +52,23 @@ def alembic_config(url: str) -> AlembicConfig:
 
 
 def upgrade(engine: Engine) -> None:
+    """Bring the schema to head. On SQLite, foreign keys are off meanwhile: a batch migration
+    rebuilds a table by copy, drop and rename, and dropping ``matches`` with them on would
+    cascade-delete every delivery (SQLite runs an implicit DELETE on DROP TABLE)."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        if sqlite:  # only outside a transaction does this pragma take effect
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
 
 def head_revision() -> str | None:

@@ -35,7 +35,7 @@ def configure_logging(level: str | None = None, log_format: str = "") -> None:
         if as_json
         else structlog.dev.ConsoleRenderer(colors=False)
     )
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

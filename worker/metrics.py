@@ -120,7 +120,7 @@ def registry() -> CollectorRegistry:
     if not MULTIPROC_DIR:
         return REGISTRY
     collecting = CollectorRegistry()
-    multiprocess.MultiProcessCollector(collecting, path=MULTIPROC_DIR)
+    multiprocess.MultiProcessCollector(collecting, path=MULTIPROC_DIR)  # type: ignore[no-untyped-call]  # prometheus-client leaves it unannotated
     return collecting
 
 

@@ -40,7 +40,7 @@ def next_poll(interval: timedelta, now: datetime, hint_seconds: int | None = Non
 
 def backoff(interval: timedelta, errors_before: int, retry_after: float | None) -> timedelta:
     """Exponential from the interval, capped at 6 h; a server's Retry-After may stretch it."""
-    wait = min(interval * 2 ** min(errors_before, 16), MAX_BACKOFF)
+    wait: timedelta = min(interval * 2 ** min(errors_before, 16), MAX_BACKOFF)
     if retry_after:
         wait = max(wait, timedelta(seconds=retry_after))
     return wait

@@ -46,7 +46,9 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
         settings=settings,
         engine=engine,
         sessions=session_factory(engine),
-        config=ConfigCache(settings.config_dir),
+        config=ConfigCache(
+            settings.config_dir, snapshot=settings.var_dir / "last-good-config.json"
+        ),
     )
 
 

@@ -269,11 +269,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         text = env.get(option.env, option.default)
         try:
             values[option.field] = option.parse(text)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise SettingsError(f"{option.env}: {exc}") from None
     var_dir: Path = values["var_dir"]
-    values["embedded_database"] = not values["database_url"]
-    values["database_url"] = values["database_url"] or f"sqlite:///{var_dir / 'watchfloor.db'}"
+    embedded = f"sqlite:///{var_dir / 'watchfloor.db'}"
+    values["embedded_database"] = values["database_url"] in ("", embedded)
+    values["database_url"] = values["database_url"] or embedded
     values["broker_url"] = values["broker_url"] or f"sqla+sqlite:///{var_dir / 'broker.db'}"
     known = {f.name for f in fields(Settings)}
     return Settings(**{k: v for k, v in values.items() if k in known})

@@ -35,6 +35,20 @@ def _start_metrics(**_: object) -> None:
 
 
 @signals.worker_init.connect
+def _load_config(**_: object) -> None:
+    """Load the config before the pool forks: the last good one is kept on disk, so a pool
+    child that starts while the files are broken comes up on it. With none, refuse."""
+    from worker.config import ConfigError
+
+    try:
+        runtime().config.current()
+    except ConfigError as exc:
+        for issue in exc.issues:
+            log.error("config invalid", error=str(issue))
+        raise SystemExit("watchfloor: the config is invalid and no last good one is kept") from exc
+
+
+@signals.worker_init.connect
 @signals.beat_init.connect
 def _check_schema(**_: object) -> None:
     """Refuse to start on an out-of-date schema (SystemExit passes through Celery's signals)."""

@@ -14,7 +14,10 @@ Path_ = tuple[str | int, ...]
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Far beyond any real config, far below what could hurt: validation walks the expanded data.
 MAX_NODES = 100_000
-MAX_DEPTH = 64
+MAX_CHARS = 4_000_000  # text of every scalar, aliases expanded (the file cap is 4 MB)
+MAX_YAML_DEPTH = 64
+# libyaml when PyYAML was built with it (a 30 MB comment: 0.3 s, against minutes)
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ def load_yaml(text: str, file: str, env: Mapping[str, str] | None = None) -> Yam
     still what validation walks, so a file that expands past ``MAX_NODES`` is refused.
     """
     doc = YamlDocument(file, None, {}, [])
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is not None:
@@ -88,8 +91,8 @@ def load_yaml(text: str, file: str, env: Mapping[str, str] | None = None) -> Yam
     except yaml.YAMLError as exc:
         doc.issues.append(ConfigIssue(file, *_yaml_problem(exc)))
     except RecursionError:
-        problem = f"invalid YAML: nested more than {MAX_DEPTH} levels deep"
-        doc.issues.append(ConfigIssue(file, 1, "(yaml)", problem))
+        deep = f"invalid YAML: nested more than {MAX_YAML_DEPTH} levels deep"
+        doc.issues.append(ConfigIssue(file, 1, "(yaml)", deep))
     finally:
         loader.dispose()
     return doc
@@ -118,22 +121,29 @@ def _too_big(root: yaml.Node) -> tuple[int, str] | None:
     than ``MAX_NODES`` nodes. Each distinct node is sized once (iteratively, children first),
     so a billion-laughs costs as much as its few hundred bytes."""
     size: dict[int, int] = {}
+    chars: dict[int, int] = {}
     stack: list[tuple[yaml.Node, int]] = [(root, 0)]
     while stack:
         node, depth = stack[-1]
         if id(node) in size:
             stack.pop()
             continue
-        if depth > MAX_DEPTH:
-            return node.start_mark.line + 1, f"nested more than {MAX_DEPTH} levels deep"
+        if depth > MAX_YAML_DEPTH:
+            return node.start_mark.line + 1, f"nested more than {MAX_YAML_DEPTH} levels deep"
         pending = [c for c in _children(node) if id(c) not in size]
         if pending:
             stack.extend((child, depth + 1) for child in pending)
             continue
         stack.pop()
-        size[id(node)] = 1 + sum(size[id(c)] for c in _children(node))
+        children = _children(node)
+        size[id(node)] = 1 + sum(size[id(c)] for c in children)
+        own = len(node.value) if isinstance(node, yaml.ScalarNode) else 0
+        chars[id(node)] = own + sum(chars[id(c)] for c in children)
         if size[id(node)] > MAX_NODES:
             problem = f"aliases expand this to more than {MAX_NODES:,} values (an alias bomb?)"
+            return node.start_mark.line + 1, problem
+        if chars[id(node)] > MAX_CHARS:
+            problem = f"holds more than {MAX_CHARS:,} characters of text, aliases expanded"
             return node.start_mark.line + 1, problem
     return None
 
@@ -141,7 +151,7 @@ def _too_big(root: yaml.Node) -> tuple[int, str] | None:
 class _Builder:
     """Plain data from the node graph, recording the line of every path."""
 
-    def __init__(self, doc: YamlDocument, loader: yaml.SafeLoader, env: Mapping[str, str]):
+    def __init__(self, doc: YamlDocument, loader: Any, env: Mapping[str, str]) -> None:
         self.doc, self.loader, self.env = doc, loader, env
         self.built: dict[int, Any] = {}  # an aliased node is built once, then shared
 
@@ -156,17 +166,27 @@ class _Builder:
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
                 key = self.loader.construct_object(key_node)
+                if not isinstance(key, str | int | float | bool) and key is not None:
+                    line = key_node.start_mark.line + 1
+                    problem = "a key must be plain text, not a list or mapping"
+                    self.doc.issues.append(ConfigIssue(self.doc.file, line, "(yaml)", problem))
+                    continue
                 if key in out:
                     line = key_node.start_mark.line + 1
                     self.doc.issues.append(
                         ConfigIssue(self.doc.file, line, str(key), "duplicate key")
                     )
-                out[key] = self.build(value_node, (*path, key))
+                out[key] = self.build(value_node, (*path, _part(key)))
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
         value = self.loader.construct_object(node)
         return _substitute(value, path, self.doc, self.env) if isinstance(value, str) else value
+
+
+def _part(key: object) -> str | int:
+    """A mapping key as a path part: ints stay (list-like keys), the rest as text."""
+    return key if isinstance(key, int) and not isinstance(key, bool) else str(key)
 
 
 def _substitute(value: str, path: Path_, doc: YamlDocument, env: Mapping[str, str]) -> str:

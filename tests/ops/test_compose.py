@@ -160,7 +160,7 @@ def test_dockerignore_keeps_secrets_and_local_state_out_of_the_build() -> None:
     patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     assert patterns[0] == "*"  # ignore everything (.env, .git, .venv, var/), then allow:
     allowed = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
-    assert allowed == {"pyproject.toml", "worker", "feeds", "alerts", "config"}
+    assert allowed == {"pyproject.toml", "worker", "feeds", "alerts", "common", "config"}
     assert "**/__pycache__" in patterns
 
 

@@ -84,7 +84,10 @@ def test_check_reports_every_error_with_file_and_line(config_dir: Path) -> None:
     result = run_cli("check", "--config-dir", str(_broken_dir(config_dir)))
     assert result.returncode == 1
     errors = result.stderr
-    assert f"{config_dir / 'feeds.yaml'}:4: (yaml): invalid YAML: expected ','" in errors
+    # libyaml's wording (PyYAML's own scanner says "expected ','")
+    assert (
+        f"{config_dir / 'feeds.yaml'}:4: (yaml): invalid YAML: did not find expected ','" in errors
+    )
     assert "while parsing a flow sequence at line 3" in errors
     wl, ch = config_dir / "watchlists.yaml", config_dir / "channels.yaml"
     assert f"{wl}:9: watchlists[1].channels[1]: unknown channel id 'nowhere'" in errors

@@ -4,6 +4,7 @@ keeps alerting on its last good config."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from tests.worker.guarantees import WATCHLIST, hook_stack_env
 from tests.worker.test_config import run_cli
 from worker.config import ConfigCache, ConfigError, load_config
 from worker.db import make_engine, upgrade
-from worker.yamlsource import MAX_DEPTH, load_yaml
+from worker.yamlsource import MAX_YAML_DEPTH, load_yaml
 
 # Nine levels of nine aliases: 387 million strings when expanded, 600 bytes as written.
 ALIAS_BOMB = "\n".join(
@@ -34,7 +35,8 @@ ALIAS_BOMB = "\n".join(
     ]
 )
 DEEP_PARENS = "(" * 200 + "missile" + ")" * 200
-MANY_NOTS = "missile AND " + "NOT " * 5000 + "football"
+# 4,000 NOTs fit the 20,000-character cap on a query, so the nesting cap is what refuses them
+MANY_NOTS = "missile AND " + "NOT " * 4000 + "football"
 
 PEAK_SCRIPT = """
 import sys, tracemalloc
@@ -94,7 +96,10 @@ def test_yaml_nested_deeper_than_the_cap_is_refused_not_a_recursion_error() -> N
         doc = load_yaml(text, "f.yaml")
         assert doc.data is None
         [issue] = doc.issues
-        assert f"nested more than {MAX_DEPTH} levels deep" in issue.problem
+        # ours past MAX_YAML_DEPTH, or libyaml's own flow-nesting limit, which comes first
+        assert f"nested more than {MAX_YAML_DEPTH} levels deep" in issue.problem or (
+            "exceeded maximum nesting depth" in issue.problem
+        )
 
 
 @pytest.mark.parametrize(
@@ -129,6 +134,13 @@ def test_check_match_and_run_say_so_in_one_line(config_dir: Path, query: str) ->
         assert "query nested too deeply" in result.stderr, (args, result.stderr)
 
 
+def test_a_query_longer_than_20000_characters_is_refused(config_dir: Path) -> None:
+    watchlist = {**WATCHLIST, "channels": ["console"], "query": "missile AND " + "NOT " * 5000}
+    write_config(config_dir, watchlists={"watchlists": [watchlist]})
+    issues = _issues_of(config_dir)
+    assert issues[0].endswith("watchlists[0].query: string should have at most 20000 characters")
+
+
 def test_any_exception_while_reloading_keeps_the_last_good_config(config_dir: Path) -> None:
     calls = []
 
@@ -160,7 +172,7 @@ HOSTILE_EDITS = {
         "query nested too deeply",
         "Japan says ballistic missile from North Korea fell inside its economic zone",
     ),
-    "5000 NOTs": (
+    "4000 NOTs": (
         "watchlists.yaml",
         MANY_NOTS,
         "query nested too deeply",
@@ -202,3 +214,85 @@ def test_a_running_service_logs_each_hostile_edit_and_keeps_alerting(
         json.loads(r.body)["data"]["watchlist"]["id"] == "missile-tests" for r in hook.requests
     )
     assert log.count("config invalid; keeping the last good one") >= len(HOSTILE_EDITS)
+
+
+def _issues_of(config_dir: Path) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        load_config(config_dir)
+    return [str(issue) for issue in err.value.issues]
+
+
+def test_an_alias_bomb_of_text_is_refused_by_its_expanded_size(config_dir: Path) -> None:
+    """Few values, much text: one 200 kB query aliased as 50 watch-lists."""
+    entries = "\n".join(
+        f"  - {{id: w{n}, title: T, query: *q, channels: [console]}}" for n in range(50)
+    )
+    big = "x " * 100_000
+    (config_dir / "watchlists.yaml").write_text(f"big: &q '{big}'\nwatchlists:\n{entries}\n")
+    [issue] = _issues_of(config_dir)
+    assert issue.endswith("(yaml): holds more than 4,000,000 characters of text, aliases expanded")
+
+
+def test_hostile_files_are_refused_with_a_reason_never_a_traceback_or_a_hang(
+    config_dir: Path,
+) -> None:
+    feeds = config_dir / "feeds.yaml"
+    feeds.write_text("? [a, b]\n: value\nfeeds: []\n")  # a list as a mapping key
+    assert _issues_of(config_dir) == [
+        f"{feeds}:1: (yaml): a key must be plain text, not a list or mapping"
+    ]
+    feeds.write_bytes(b"\xff\xfefeeds: []\n")
+    assert _issues_of(config_dir) == [f"{feeds}:1: (file): not UTF-8 text (byte 0 is 0xff)"]
+    feeds.write_bytes(b"feeds: []\n#" + b"x" * (4 * 1024 * 1024))
+    assert _issues_of(config_dir) == [
+        f"{feeds}:1: (file): larger than the 4 MB cap for a config file"
+    ]
+    feeds.unlink()
+    os.mkfifo(feeds)  # reading it would block forever
+    assert _issues_of(config_dir) == [f"{feeds}:1: (file): cannot read: not a regular file"]
+
+
+def test_a_process_starting_on_broken_files_runs_on_the_last_good_config(
+    config_dir: Path, tmp_path: Path
+) -> None:
+    snapshot = tmp_path / "var" / "last-good-config.json"
+    good = ConfigCache(config_dir, snapshot=snapshot).current()
+    assert (
+        json.loads(snapshot.read_text())["watchlists.yaml"]
+        == (config_dir / "watchlists.yaml").read_text()
+    )
+    (config_dir / "channels.yaml").write_text("chanels: []\n")
+    restarted = ConfigCache(config_dir, snapshot=snapshot).current()  # a new pool child
+    assert restarted.watchlists == good.watchlists and set(restarted.channels) == {"console"}
+    with pytest.raises(ConfigError):  # with nothing kept there is nothing to run on
+        ConfigCache(config_dir, snapshot=tmp_path / "none.json").current()
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(300)
+def test_a_worker_started_or_restarted_on_a_broken_edit_keeps_alerting(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """The edit lands before any pool child loaded the config, then the worker restarts."""
+    with FeedServer() as feeds, WebhookReceiver() as hook:
+        feeds.publish("wire", FeedEntry("g0", "Seoul stocks close higher on chip exports"))
+        db_url = sqlite_url(tmp_path)
+        env = hook_stack_env(tmp_path, feeds.url("wire"), hook.url, db_url, redis_url)
+        engine = make_engine(db_url)
+        upgrade(engine)
+        engine.dispose()
+        channels = Path(env["WATCHFLOOR_CONFIG_DIR"]) / "channels.yaml"
+        snapshot = tmp_path / "var" / "last-good-config.json"
+        with celery_worker(env, tmp_path / "w1.log") as worker:
+            assert wait_until(snapshot.exists, 60), worker.log()  # kept at worker start
+            channels.write_text(channels.read_text() + "chanels: []\n")
+            feeds.publish("wire", FeedEntry("g1", HOSTILE_EDITS["alias bomb"][3]))
+            assert wait_until(lambda: len(hook.requests) == 1, 90), worker.log()
+            first = worker.log()
+        with celery_worker(env, tmp_path / "w2.log") as worker:  # a restart, files still broken
+            feeds.publish("wire", FeedEntry("g2", HOSTILE_EDITS["4000 NOTs"][3]))
+            assert wait_until(lambda: len(hook.requests) == 2, 90), worker.log()
+            second = worker.log()
+    for log in (first, second):
+        assert "unknown key 'chanels'" in log
+        assert tracebacks(log) == []

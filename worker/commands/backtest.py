@@ -60,7 +60,11 @@ def run(args: argparse.Namespace) -> int:
     before, after = _run(live, items, tags), _run(candidate, items, tags)
     ids = sorted(set(before) | set(after))
     if args.watchlist:
-        ids = [i for i in ids if i == args.watchlist] or [args.watchlist]
+        known = {w.id for w in (*live.watchlists, *candidate.watchlists)}
+        if args.watchlist not in known:
+            print(f"error: unknown watch-list {args.watchlist!r}", file=sys.stderr)
+            return 1
+        ids = [args.watchlist]
     for watchlist_id in ids:
         print(
             _report(watchlist_id, before.get(watchlist_id, {}), after.get(watchlist_id, {}), args)

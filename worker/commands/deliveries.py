@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from worker.commands.status import positive_int
 from worker.models import DeliveryStatus, utcnow
 from worker.read import DeliveryRow
 
@@ -27,7 +28,9 @@ def register(sub: Any) -> None:
         "--status", choices=STATUSES, help=f"only deliveries in this status ({', '.join(STATUSES)})"
     )
     p.add_argument("--all-dead", action="store_true", help="with retry: every dead delivery")
-    p.add_argument("--limit", type=int, default=50, help="most rows shown, newest first (50)")
+    p.add_argument(
+        "--limit", type=positive_int, default=50, help="most rows shown, newest first (50)"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=run, needs_database=True)
 

@@ -76,7 +76,9 @@ def register(sub: Any) -> None:
         metavar="MINUTES",
         help="warn about feeds overdue by more than this (default 15)",
     )
-    p.set_defaults(func=run)
+    # the embedded database is brought up to date first, as every command does; an external
+    # one is only checked: its schema state is one of the findings
+    p.set_defaults(func=run, needs_database="if-embedded")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,7 +148,7 @@ def _database(engine: Engine) -> Check:
 
 
 def _broker(url: str, timeout: float) -> Check:
-    from kombu import Connection
+    from kombu.connection import Connection
 
     try:
         with Connection(url, connect_timeout=timeout) as conn:

@@ -67,6 +67,8 @@ def _load(source: str, allow_private: bool) -> tuple[bytes, str, str | None]:
 
 def _read_capped(path: Path, limits: FetchLimits) -> bytes:
     """The file, read up to one byte past the fetch cap: a 200 MB file costs 10 MB, not 2 GB."""
+    if path.exists() and not path.is_file():  # a FIFO or a device would block or never end
+        raise OSError(f"{path}: not a regular file")
     with path.open("rb") as stream:
         body = stream.read(limits.max_bytes + 1)
     if len(body) > limits.max_bytes:

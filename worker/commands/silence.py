@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import timedelta
 from typing import Any
 
 from common.durations import parse_duration
@@ -40,10 +41,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: unknown channel {args.channel!r}", file=sys.stderr)
             return 1
         try:
-            ends = now + parse_duration(args.duration)
+            length = parse_duration(args.duration)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        if length <= timedelta(0):
+            print(
+                f"error: --for {args.duration!r} silences nothing: give a length, e.g. 2h",
+                file=sys.stderr,
+            )
+            return 1
+        ends = now + length
         with rt.sessions.begin() as session:
             row = silences.add(session, args.watchlist, args.channel, now, ends, args.reason)
         print(f"silence {row.id}: {_describe(row)}")

@@ -31,8 +31,21 @@ MAIN = (
 
 def register(sub: Any) -> None:
     p = sub.add_parser("status", help="feeds in error, outbox, today's alerts, channel states")
-    p.add_argument("--limit", type=int, default=20, help="most rows per section (default 20)")
+    p.add_argument(
+        "--limit", type=positive_int, default=20, help="most rows per section (default 20)"
+    )
     p.set_defaults(func=run, needs_database=True)
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts: a bad one is a usage error in one line."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:

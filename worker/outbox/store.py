@@ -141,18 +141,27 @@ def insert_deliveries(
     ]
     unique = ["match_id" if match_id is not None else "ops_event_id", "channel_id"]
     ids = insert_ignore(session, Delivery.__table__, rows, unique)
+    due_now = {channel_id for channel_id, plan in plans.items() if _sends_now(plan, now)}
     return [
         str(row_id)
         for row_id, row in zip(ids, rows, strict=True)
-        if row_id is not None and row["status"] is S.PENDING and row["next_attempt_at"] <= now
+        if row_id is not None and row["channel_id"] in due_now
     ]
+
+
+def _sends_now(plan: Plan, now: datetime) -> bool:
+    return plan.status is S.PENDING and plan.next_attempt_at <= now
 
 
 # --- one row, one transition ----------------------------------------------------------------
 
 
 def load(session: Session, kind: Kind, row_id: str) -> OutboxRow | None:
-    row = session.get(MODELS[kind], row_id, populate_existing=True)
+    row: Delivery | DigestRow | None
+    if kind is Kind.DELIVERY:
+        row = session.get(Delivery, row_id, populate_existing=True)
+    else:
+        row = session.get(DigestRow, row_id, populate_existing=True)
     return None if row is None else _snapshot(kind, row)
 
 

@@ -126,8 +126,9 @@ def candidate_stories(
             Item.story_id.in_(ids), Item.signature.is_not(None)
         )
     ).all()
-    for story_id, signature, at in members:
-        stories[story_id].members.append(Member(signature, _aware(at)))
+    for member_of, signature, at in members:
+        if member_of is not None and signature is not None:  # both are, by the WHERE
+            stories[member_of].members.append(Member(signature, _aware(at)))
     legacy = [s for s in stories.values() if not s.members]  # filed before items kept one
     for story in session.scalars(select(Story).where(Story.id.in_([s.id for s in legacy]))):
         stories[story.id].members.append(Member(story.signature, story.first_seen))
@@ -160,7 +161,7 @@ def write_stories(
             .where(Story.id == story_id, Story.last_seen < last_seen)
             .values(last_seen=last_seen)
         )
-    story_of = {f.item_id: f.story_id if f.new_story is None else made[f.new_story] for f in filed}
+    story_of = {f.item_id: _story_of(f, made) for f in filed}
     bands = {
         (key, story_of[f.item_id]): {"key": key, "story_id": story_of[f.item_id], "seen_at": f.seen}
         for f in filed
@@ -176,6 +177,14 @@ def write_stories(
             ],
         )
     return story_of
+
+
+def _story_of(filed: Filed, made: Sequence[int]) -> int:
+    if filed.new_story is not None:
+        return made[filed.new_story]
+    if filed.story_id is None:
+        raise ValueError(f"item {filed.item_id} was filed into no story")
+    return filed.story_id
 
 
 def _story_row(story: NewStory) -> dict[str, Any]:
