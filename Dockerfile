@@ -28,6 +28,7 @@ COPY worker ./worker
 COPY feeds ./feeds
 COPY alerts ./alerts
 COPY common ./common
+COPY web ./web
 RUN pip wheel --no-deps --wheel-dir /wheels/app .
 
 FROM ${PYTHON_IMAGE}

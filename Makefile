@@ -30,7 +30,7 @@ test: $(VENV)/.installed-test
 	scripts/ensure-ops-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy feeds alerts common worker
+	$(BIN)/mypy feeds alerts common worker web
 	$(BIN)/pytest -p no:cacheprovider -n $(TEST_JOBS) $(PYTEST_ARGS)
 
 # Only the database-backed tests, on PostgreSQL (`make test` runs them on both databases).
@@ -38,7 +38,7 @@ test-postgres:
 	$(MAKE) test PYTEST_ARGS="-m postgres $(PYTEST_ARGS)"
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy feeds alerts common worker
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy feeds alerts common worker web
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .

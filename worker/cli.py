@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import pkgutil
+import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -48,13 +49,26 @@ def _run(args: argparse.Namespace) -> int:
             upgrade(engine)
         finally:
             engine.dispose()
+    web = _start_web(settings) if args.web else None
     from worker.app import app
 
     loglevel = args.loglevel or settings.log_level or "INFO"
     argv = ["worker", "--beat", "-Q", "poll,deliver", f"--loglevel={loglevel}"]
     argv += [f"--concurrency={args.concurrency}", "--hostname", f"watchfloor@{args.hostname}"]
-    app.worker_main(argv)
+    try:
+        app.worker_main(argv)
+    finally:
+        if web is not None:
+            web.terminate()
+            web.wait(10)
     return 0
+
+
+def _start_web(settings: Settings) -> subprocess.Popen[bytes]:
+    """The console beside the worker, as its own process (no thread crosses Celery's fork)."""
+    print(f"console on http://{settings.web_bind}/", file=sys.stderr, flush=True)
+    argv = [sys.executable, "-m", "worker", "web", "--bind", settings.web_bind]
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL)
 
 
 def _keep_last_good() -> None:
@@ -151,8 +165,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         print(f"{len(exc.issues)} error(s) in the config: run 'watchfloor check'", file=sys.stderr)
-    except ImportError as exc:  # a database URL whose driver is not installed, most likely
-        print(f"error: {exc} (is a driver for this URL installed?)", file=sys.stderr)
+    except ImportError as exc:
+        ours = (exc.name or "").split(".")[0] in {"worker", "web", "feeds", "alerts", "common"}
+        if ours:
+            raise  # a broken install is a bug to see whole
+        print(f"error: {exc} (is a driver for the database URL installed?)", file=sys.stderr)
     except OSError as exc:  # var/ not writable, a path that is a file, a full disk
         where = f": {exc.filename}" if exc.filename else ""
         print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
@@ -191,6 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="migrate",
         action="store_false",
         help="do not apply database migrations before starting",
+    )
+    p.add_argument(
+        "--no-web",
+        dest="web",
+        action="store_false",
+        help="do not serve the console (default: on $WATCHFLOOR_WEB_BIND)",
     )
     p.set_defaults(func=_run)
     p = sub.add_parser("check", help="validate the config directory")

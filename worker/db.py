@@ -19,6 +19,18 @@ class SchemaOutOfDate(RuntimeError):
     pass
 
 
+# Full-text search lives in dialect-specific objects the models do not describe (migration
+# 0004): SQLite's FTS5 table and its shadow tables, PostgreSQL's generated tsvector and index.
+SEARCH_OBJECTS = ("items_fts", "search_vector", "ix_items_search_vector")
+
+
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Alembic's filter: leave the search objects out of autogenerate and schema checks."""
+    return not (name and name.startswith(SEARCH_OBJECTS))
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]

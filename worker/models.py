@@ -124,6 +124,9 @@ class Item(Base):
     story_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     # feeds.story.to_json of this item: a new item is compared with every member of a story
     signature: Mapped[str | None] = mapped_column(Text)
+    # alerts.search.index_text: what the console's full-text index holds (FTS5 / tsvector)
+    search_text: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(8), index=True)  # alerts.search.language
 
 
 class MatchRow(Base):
@@ -133,6 +136,8 @@ class MatchRow(Base):
     __tablename__ = "matches"
     __table_args__ = (
         UniqueConstraint("watchlist_id", "story_id", "update_kind", name="uq_matches_story"),
+        Index("ix_matches_newest", "created_at", "id"),  # the console's keyset pagination
+        Index("ix_matches_watchlist_newest", "watchlist_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -271,3 +276,84 @@ class StoryBand(Base):
         ForeignKey("stories.id", ondelete="CASCADE"), primary_key=True
     )
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+ROLES = ("viewer", "analyst", "admin")
+
+
+class User(Base):
+    """A console login. ``auth_epoch`` grows when the password changes: older sessions end."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN ('viewer', 'analyst', 'admin')", name="ck_users_role"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(Text)  # argon2id, never the password
+    auth_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token for the API and Atom feeds; only its SHA-256 is kept (it is random)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Triage(Base):
+    """An alert's current triage state; its history is in ``triage_events``."""
+
+    __tablename__ = "triage"
+
+    match_id: Mapped[int] = mapped_column(
+        ForeignKey("matches.id", ondelete="CASCADE"), primary_key=True
+    )
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL", name="fk_triage_acknowledged_by")
+    )
+    assignee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL", name="fk_triage_assignee_id"), index=True
+    )
+    false_positive: Mapped[bool] = mapped_column(default=False)
+    false_positive_reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TriageEvent(Base):
+    """Who did what to an alert, and when: acknowledge, assign, false positive, comment."""
+
+    __tablename__ = "triage_events"
+    __table_args__ = (Index("ix_triage_events_match", "match_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    match_id: Mapped[int] = mapped_column(ForeignKey("matches.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MissedItem(Base):
+    """An item an analyst flagged as one a watch-list should have alerted on."""
+
+    __tablename__ = "missed_items"
+    __table_args__ = (UniqueConstraint("item_id", "watchlist_id", name="uq_missed_items"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    watchlist_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

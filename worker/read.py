@@ -8,10 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
+from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from feeds.sources import FeedSource
 from worker.models import (
     ChannelState,
     Delivery,
@@ -60,6 +62,40 @@ def feeds(session: Session) -> dict[str, FeedRow]:
         )
         for f in session.scalars(select(Feed).order_by(Feed.id))
     }
+
+
+def feed_status(feed: FeedRow | None, enabled: bool) -> str:
+    if not enabled:
+        return "off"
+    if feed is None or not feed.polled:
+        return "new"
+    if feed.disabled_reason:
+        return "disabled"
+    return "error" if feed.error_count else "ok"
+
+
+def feed_health(sources: Sequence[FeedSource], rows: dict[str, FeedRow]) -> list[dict[str, Any]]:
+    """The health table of every configured feed, as ``watchfloor feeds --json`` prints it
+    and the console's feeds page shows it."""
+    table = []
+    for source in sources:
+        feed = rows.get(source.id)
+        table.append(
+            {
+                "id": source.id,
+                "status": feed_status(feed, source.enabled),
+                "last_success": _iso(feed.last_success_at) if feed else None,
+                "last_error": (feed.disabled_reason or feed.last_error) if feed else None,
+                "error_count": feed.error_count if feed else 0,
+                "items": feed.items if feed else 0,
+                "next_poll": _iso(feed.next_poll_at) if feed and source.enabled else None,
+            }
+        )
+    return table
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def last_poll(session: Session) -> datetime | None:
@@ -172,7 +208,3 @@ def items_since(session: Session, since: datetime) -> list[StoredItem]:
         .order_by(Item.id)
     )
     return [StoredItem(*row) for row in rows]
-
-
-def item_ids(session: Session, ids: Sequence[int]) -> set[int]:
-    return set(session.scalars(select(Item.id).where(Item.id.in_(list(ids)))))

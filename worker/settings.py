@@ -85,6 +85,20 @@ def _level(text: str) -> str:
     return value
 
 
+def _bind(text: str) -> str:
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"not HOST:PORT: {text!r} (e.g. 127.0.0.1:8080)")
+    return f"{host}:{port}"
+
+
+def _url(text: str) -> str:
+    value = text.strip().rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError(f"not an http(s) URL: {text!r}")
+    return value
+
+
 def _text(text: str) -> str:
     return text.strip()
 
@@ -215,6 +229,29 @@ OPTIONS: tuple[Option, ...] = (
         "unset (`9808` in compose)",
     ),
     Option(
+        "WATCHFLOOR_WEB_BIND",
+        "web_bind",
+        "127.0.0.1:8080",
+        _bind,
+        "HOST:PORT the console listens on (`watchfloor web`, and `watchfloor run`)",
+    ),
+    Option(
+        "WATCHFLOOR_PUBLIC_URL",
+        "public_url",
+        "",
+        _url,
+        "the console's address as users reach it; `https://...` makes the session cookie Secure",
+        "unset (`http://` + the bind address)",
+    ),
+    Option(
+        "WATCHFLOOR_SECRET_KEY",
+        "secret_key",
+        "",
+        _text,
+        "signs the console's session cookies; every web process of a deployment needs the same",
+        "generated once into `var/secret_key`",
+    ),
+    Option(
         "WATCHFLOOR_LOG_FORMAT",
         "log_format",
         "",
@@ -251,6 +288,9 @@ class Settings:
     retention: timedelta
     feed_failing_after: timedelta
     metrics_port: int | None
+    web_bind: str
+    public_url: str
+    secret_key: str
     log_format: str
     log_level: str | None  # None: the command's own default
     # the SQLite file under var_dir, not a database someone runs: commands may migrate it

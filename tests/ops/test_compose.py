@@ -144,7 +144,7 @@ def test_env_example_documents_every_variable() -> None:
 
 def test_every_setting_the_code_reads_is_set_or_documented() -> None:
     read = set()
-    for package in ("worker", "feeds", "alerts"):
+    for package in ("worker", "feeds", "alerts", "common", "web"):
         for path in (REPO / package).rglob("*.py"):
             read |= set(re.findall(r"\"(WATCHFLOOR_[A-Z0-9_]+)\"", path.read_text()))
     compose_set = {k for s in services().values() for k in (s.get("environment") or {})}
@@ -160,7 +160,7 @@ def test_dockerignore_keeps_secrets_and_local_state_out_of_the_build() -> None:
     patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     assert patterns[0] == "*"  # ignore everything (.env, .git, .venv, var/), then allow:
     allowed = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
-    assert allowed == {"pyproject.toml", "worker", "feeds", "alerts", "common", "config"}
+    assert allowed == {"pyproject.toml", "worker", "feeds", "alerts", "common", "web", "config"}
     assert "**/__pycache__" in patterns
 
 

@@ -311,7 +311,7 @@ def dockerfile_healthcheck() -> list[str]:
 
 def assert_installed_like_the_repo(image: Image) -> None:
     """The wheel holds every module and the templates; code runs from it, not the repo."""
-    probe = "import alerts, common, feeds, worker; print(worker.__file__)"
+    probe = "import alerts, common, feeds, web, worker; print(worker.__file__)"
     python = str(image.venv / "bin" / "python")
     out = subprocess.run(
         [python, "-c", probe], cwd=image.path("/app"), capture_output=True, text=True, timeout=60
@@ -319,7 +319,7 @@ def assert_installed_like_the_repo(image: Image) -> None:
     assert out.returncode == 0, out.stderr
     site = Path(out.stdout.strip()).parents[1]
     assert site.is_relative_to(image.venv), site
-    for package in ("worker", "feeds", "alerts", "common"):
+    for package in ("worker", "feeds", "alerts", "common", "web"):
         for path in (REPO / package).rglob("*.py"):
             assert (site / path.relative_to(REPO)).exists(), f"not in the wheel: {path}"
     templates = {p.name for p in (REPO / "alerts" / "templates").iterdir()}

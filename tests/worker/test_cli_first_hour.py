@@ -66,6 +66,11 @@ COMMANDS: list[tuple[str, str]] = [
     ("db current", "text"),
     ("db upgrade", "text"),
     ("run --no-migrate --help", "text"),
+    ("web --help", "text"),
+    ("user list", "text"),
+    ("user add viewer1 --role viewer", "text"),
+    ("token list", "text"),
+    ("token add t1 --user nobody", "text"),
 ]
 
 
@@ -80,6 +85,8 @@ FAILING = {
     "silence add --watchlist missile-tests --for 99999999d",
     "status --limit -5",
     "parse /dev/null",
+    "user add viewer1 --role viewer",  # no --password-stdin: refused, never prompted
+    "token add t1 --user nobody",
 }
 
 
@@ -173,7 +180,8 @@ def test_on_a_broken_config(
 ) -> None:
     result = _run(tmp_path, _broken_config(tmp_path / "config"), command, monkeypatch, capsys)
     _assert_promised(result, promise)
-    reads_no_config = ("--", "parse", "db", "deliveries", "status", "run", "silence list")
+    reads_no_config = ("--", "parse", "db", "deliveries", "status", "run", "silence list", "web")
+    reads_no_config += ("user", "token")
     refused_first = ("silence remove", "backtest --since b", "backtest --since 9", "silence add")
     needs_config = not command.startswith((*reads_no_config, *refused_first))
     if needs_config:

@@ -327,3 +327,49 @@ def test_two_workers_polling_one_feed_at_once_alert_once(
             for proc in procs:
                 proc.stop()
         assert len(deliveries(db_url)) == 1 and len(hook.requests) == 1
+
+
+def test_an_ops_alert_is_an_outbox_row_retried_with_one_id_and_sent_once(
+    tmp_path: Path, engine, db_url: str, redis_url: str
+) -> None:
+    """A feed failing past its threshold, two workers polling it, an ops webhook that
+    answers 500 three times: the ops alert arrives once, every attempt with the same id."""
+    import yaml
+
+    with FeedServer() as dead_feed, WebhookReceiver() as hook, WebhookReceiver() as ops:
+        ops.fail_times(3)
+        env = hook_stack_env(
+            tmp_path,
+            dead_feed.url("wire"),  # nothing published: every poll is a 404
+            hook.url,
+            db_url,
+            redis_url,
+            WATCHFLOOR_RETRY_SCHEDULE="1s,1s,1s,30s",
+            WATCHFLOOR_FEED_FAILING_AFTER_MINUTES="0.05",  # 3 s
+        )
+        channels = Path(env["WATCHFLOOR_CONFIG_DIR"]) / "channels.yaml"
+        config = yaml.safe_load(channels.read_text())
+        config["channels"].append(
+            {"id": "ops", "type": "webhook", "url": ops.url, "secret": SECRET}
+        )
+        channels.write_text(yaml.safe_dump({**config, "ops_channel": "ops"}))
+        procs = [
+            celery_worker(env, tmp_path / f"w{i}.log", "-n", f"w{i}@%h", beat=i == 0)
+            for i in range(2)
+        ]
+        try:
+            assert wait_until(lambda: len(ops.requests) == 4, 120), procs[0].log()
+            polls = len(dead_feed.statuses("wire"))
+            assert wait_until(lambda: len(dead_feed.statuses("wire")) >= polls + 2, 60)
+        finally:
+            for proc in procs:
+                proc.stop()
+        assert len(ids(ops)) == 1, "one ops alert, one id on every attempt"
+        assert len(ops.requests) == 4 and hook.requests == []
+        data = json.loads(ops.requests[-1].body)["data"]
+        assert data["watchlist"]["id"] == "watchfloor-ops"
+        assert data["item"]["title"].startswith("feed wire is failing")
+        [row] = [d for d in deliveries(db_url) if d["id"] in ids(ops)]
+        assert (row["status"], row["attempts"]) == ("sent", 4)
+        for request in ops.requests:  # signed like any alert
+            Webhook(SECRET).verify(request.body, request.headers)

@@ -12,7 +12,13 @@ from alembic.runtime.migration import MigrationContext
 
 from tests.conftest import REPO
 from tests.helpers.processes import service_env
-from worker.db import current_revision, head_revision, make_engine, require_current_schema
+from worker.db import (
+    current_revision,
+    head_revision,
+    include_object,
+    make_engine,
+    require_current_schema,
+)
 from worker.models import Base
 
 
@@ -30,7 +36,8 @@ def test_upgrade_empty_database_to_head_and_models_match(db_url: str) -> None:
     assert current_revision(engine) == head_revision()
     require_current_schema(engine)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        context = MigrationContext.configure(conn, opts={"include_object": include_object})
+        diff = compare_metadata(context, Base.metadata)
     assert diff == []
     engine.dispose()
 

@@ -5,17 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from common.durations import parse_duration
 from worker import read
+from worker.backtest import SAMPLES, compare, fired
 from worker.models import utcnow
 from worker.read import StoredItem
-
-SAMPLES = 3
 
 
 def register(sub: Any) -> None:
@@ -57,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     since = utcnow() - args.since
     items = _items(rt, since)
     tags = {f.id: f.tags for f in (*live.feeds, *candidate.feeds)}
-    before, after = _run(live, items, tags), _run(candidate, items, tags)
+    before, after = fired(live.matcher, items, tags), fired(candidate.matcher, items, tags)
     ids = sorted(set(before) | set(after))
     if args.watchlist:
         known = {w.id for w in (*live.watchlists, *candidate.watchlists)}
@@ -80,28 +78,21 @@ def _items(rt: Any, since: datetime) -> list[StoredItem]:
         return read.items_since(session, since)
 
 
-def _run(config: Any, items: list[StoredItem], tags: dict[str, Any]) -> dict[str, dict[int, str]]:
-    """watch-list id -> {item id: title} of the items it fires on."""
-    fired: dict[str, dict[int, str]] = defaultdict(dict)
-    for item in items:
-        for match in config.matcher.match(
-            item.title, item.summary, feed_id=item.feed_id, feed_tags=tags.get(item.feed_id, ())
-        ):
-            fired[match.watchlist_id][item.id] = item.title
-    return fired
-
-
 def _report(
     watchlist_id: str, before: dict[int, str], after: dict[int, str], args: argparse.Namespace
 ) -> str:
-    new = [after[i] for i in after.keys() - before.keys()]
-    gone = [before[i] for i in before.keys() - after.keys()]
+    c = compare(watchlist_id, before, after)
     if args.json:
-        row = {"watchlist": watchlist_id, "alerts": len(after), "new": len(new), "gone": len(gone)}
-        row |= {"samples": list(after.values())[:SAMPLES], "new_samples": new[:SAMPLES]}
-        return json.dumps(row | {"gone_samples": gone[:SAMPLES]}, ensure_ascii=False)
-    lines = [f"{watchlist_id}: {len(after)} alerts (+{len(new)} new, -{len(gone)} gone)"]
-    lines += [f"    {title[:100]}" for title in list(after.values())[:SAMPLES]]
-    lines += [f"  + {title[:100]}" for title in new[:SAMPLES]]
-    lines += [f"  - {title[:100]}" for title in gone[:SAMPLES]]
+        row = {
+            "watchlist": watchlist_id,
+            "alerts": c.alerts,
+            "new": len(c.new),
+            "gone": len(c.gone),
+        }
+        row |= {"samples": c.samples, "new_samples": c.new[:SAMPLES]}
+        return json.dumps(row | {"gone_samples": c.gone[:SAMPLES]}, ensure_ascii=False)
+    lines = [f"{watchlist_id}: {c.alerts} alerts (+{len(c.new)} new, -{len(c.gone)} gone)"]
+    lines += [f"    {title[:100]}" for title in c.samples]
+    lines += [f"  + {title[:100]}" for title in c.new[:SAMPLES]]
+    lines += [f"  - {title[:100]}" for title in c.gone[:SAMPLES]]
     return "\n".join(lines)

@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
 from typing import Any
 
 from worker import read
-from worker.read import FeedRow
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("feeds", help="feed health: status, last success, last error, items")
     p.add_argument("--json", action="store_true", help="one JSON object per feed")
     p.set_defaults(func=run, needs_database=True)
-
-
-def status_of(feed: FeedRow | None, enabled: bool) -> str:
-    if not enabled:
-        return "off"
-    if feed is None or not feed.polled:
-        return "new"
-    if feed.disabled_reason:
-        return "disabled"
-    return "error" if feed.error_count else "ok"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     config = rt.config.current()
     with rt.sessions() as session:
         rows = read.feeds(session)
-    table = [_row(source.id, rows.get(source.id), source.enabled) for source in config.feeds]
+    table = read.feed_health(config.feeds, rows)
     if args.json:
         print("\n".join(json.dumps(r, ensure_ascii=False) for r in table))
         return 0
@@ -53,22 +41,6 @@ def run(args: argparse.Namespace) -> int:
         )
         print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
     return 0
-
-
-def _row(feed_id: str, feed: FeedRow | None, enabled: bool) -> dict[str, Any]:
-    return {
-        "id": feed_id,
-        "status": status_of(feed, enabled),
-        "last_success": _iso(feed.last_success_at) if feed else None,
-        "last_error": (feed.disabled_reason or feed.last_error) if feed else None,
-        "error_count": feed.error_count if feed else 0,
-        "items": feed.items if feed else 0,
-        "next_poll": _iso(feed.next_poll_at) if feed and enabled else None,
-    }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
 
 
 def _when(iso: str | None) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from alerts.search import index_text, language
 from feeds.types import FeedItem
 from worker.models import Item, MatchRow, Story, StoryBand
 from worker.store import dialect_insert, insert_many_ignore
@@ -96,6 +97,8 @@ def _item_row(feed_id: str, item: FeedItem, now: datetime) -> dict[str, Any]:
         "published_at": item.published_at,
         "fetched_at": now,
         "fingerprint": item.fingerprint,
+        "search_text": index_text(item.title, item.summary),
+        "language": language(item.title, item.summary),
     }
 
 
