@@ -5,7 +5,7 @@ VENV := .venv
 TEST_JOBS ?= 4
 BIN := $(VENV)/bin
 
-.PHONY: run test test-postgres lint format bench check clean
+.PHONY: run test test-postgres screenshots lint format bench check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +28,17 @@ check: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	scripts/ensure-services
 	scripts/ensure-ops-tools
+	scripts/ensure-browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy feeds alerts common worker web
 	$(BIN)/pytest -p no:cacheprovider -n $(TEST_JOBS) $(PYTEST_ARGS)
+
+# The README's screenshots, from the browser tests (a real poll into a real console).
+screenshots: $(VENV)/.installed-test
+	scripts/ensure-services
+	scripts/ensure-browser
+	WATCHFLOOR_SCREENSHOTS=docs/screenshots $(BIN)/pytest -p no:cacheprovider tests/web/test_browser.py
 
 # Only the database-backed tests, on PostgreSQL (`make test` runs them on both databases).
 test-postgres:

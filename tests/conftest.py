@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,9 +38,9 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'watchfloor.db'}"
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL schema on 127.0.0.1:5432/test, dropped afterwards."""
+@contextmanager
+def pg_schema() -> Iterator[str]:
+    """A fresh PostgreSQL schema on 127.0.0.1:5432/test as a URL, dropped afterwards."""
     schema = f"wf_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(PG_BASE)
     with admin.begin() as conn:
@@ -50,6 +51,12 @@ def pg_url() -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with pg_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

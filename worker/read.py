@@ -22,7 +22,9 @@ from worker.models import (
     Heartbeat,
     Item,
     MatchRow,
+    MissedItem,
     OpsEvent,
+    Triage,
 )
 from worker.outbox.transitions import CLAIMABLE
 from worker.store.channels import ChannelHealth
@@ -208,3 +210,70 @@ def items_since(session: Session, since: datetime) -> list[StoredItem]:
         .order_by(Item.id)
     )
     return [StoredItem(*row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertVerdict:
+    """An alert and its triage state, as ``watchfloor eval export`` judges it."""
+
+    item: StoredItem
+    watchlist_id: str
+    created_at: datetime
+    acknowledged: bool
+    false_positive: bool
+    triaged_at: datetime | None  # the triage state's last change; None: never triaged
+
+
+@dataclass(frozen=True, slots=True)
+class MissedFlag:
+    """An item an analyst flagged as one a watch-list should have alerted on."""
+
+    item: StoredItem
+    watchlist_id: str
+    flagged_at: datetime
+
+
+def alert_verdicts(session: Session, since: datetime) -> list[AlertVerdict]:
+    """Every alert raised since ``since``, with its item's text and its triage state."""
+    rows = session.execute(
+        select(
+            Item.id,
+            Item.feed_id,
+            Item.title,
+            Item.summary,
+            MatchRow.watchlist_id,
+            MatchRow.created_at,
+            Triage.acknowledged_at,
+            Triage.false_positive,
+            Triage.updated_at,
+        )
+        .join(Item, Item.id == MatchRow.item_id)
+        .outerjoin(Triage, Triage.match_id == MatchRow.id)
+        .where(MatchRow.created_at >= since)
+        .order_by(MatchRow.id)
+    )
+    return [
+        AlertVerdict(StoredItem(i, feed, title, text), wid, made, acked is not None, bool(fp), at)
+        for i, feed, title, text, wid, made, acked, fp, at in rows
+    ]
+
+
+def missed_flags(session: Session, since: datetime) -> list[MissedFlag]:
+    """Every item flagged as missed since ``since``, with its text."""
+    rows = session.execute(
+        select(
+            Item.id,
+            Item.feed_id,
+            Item.title,
+            Item.summary,
+            MissedItem.watchlist_id,
+            MissedItem.created_at,
+        )
+        .join(Item, Item.id == MissedItem.item_id)
+        .where(MissedItem.created_at >= since)
+        .order_by(MissedItem.id)
+    )
+    return [
+        MissedFlag(StoredItem(i, feed, title, summary), wid, flagged)
+        for i, feed, title, summary, wid, flagged in rows
+    ]

@@ -3,15 +3,13 @@
 ``tests/data/eval_watchlists.jsonl`` holds items written as a desk analyst meets them:
 positives for each watch-list in English, Korean and Russian, and hard negatives (a free
 kick called a "missile", SpaceX launches, fitness exercises, Iranian and South Korean
-missile tests, satellite imagery, Bukhansan mountain). Run with ``pytest -s`` to see the
-table.
+missile tests, satellite imagery, Bukhansan mountain). Scored by ``worker.backtest.score``,
+as ``watchfloor backtest --labels`` scores it. Run with ``pytest -s`` to see the table.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import yaml
 
 from alerts.match import Matcher, compile_matcher
 from alerts.watchlists import WatchListsFile
+from worker.backtest import LabelledItem, Score, load_labels, score
 
 REPO = Path(__file__).resolve().parents[2]
 EVAL_SET = REPO / "tests" / "data" / "eval_watchlists.jsonl"
@@ -27,41 +26,15 @@ CONFIG = REPO / "config" / "watchlists.yaml"
 MIN_SCORE = 0.9
 
 
-@dataclass
-class Score:
-    tp: list[str] = field(default_factory=list)
-    fp: list[str] = field(default_factory=list)
-    fn: list[str] = field(default_factory=list)
-
-    @property
-    def precision(self) -> float:
-        return len(self.tp) / (len(self.tp) + len(self.fp)) if self.tp or self.fp else 1.0
-
-    @property
-    def recall(self) -> float:
-        return len(self.tp) / (len(self.tp) + len(self.fn)) if self.tp or self.fn else 1.0
-
-
 @pytest.fixture(scope="module")
-def items() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in EVAL_SET.read_text(encoding="utf-8").splitlines()]
+def items() -> list[LabelledItem]:
+    return load_labels(EVAL_SET.read_text(encoding="utf-8"), str(EVAL_SET))
 
 
 @pytest.fixture(scope="module")
 def shipped() -> tuple[WatchListsFile, Matcher]:
     parsed = WatchListsFile.model_validate(yaml.safe_load(CONFIG.read_text(encoding="utf-8")))
     return parsed, compile_matcher(parsed.watchlists, parsed.aliases)
-
-
-def score(items: list[dict[str, Any]], matcher: Matcher, ids: list[str]) -> dict[str, Score]:
-    scores = {wid: Score() for wid in ids}
-    for item in items:
-        fired = {m.watchlist_id for m in matcher.match(item["title"], item["summary"])}
-        for wid, s in scores.items():
-            expected, got = wid in item["labels"], wid in fired
-            if expected or got:
-                (s.tp if expected and got else s.fn if expected else s.fp).append(item["id"])
-    return scores
 
 
 def table(scores: dict[str, Score]) -> str:
@@ -72,27 +45,28 @@ def table(scores: dict[str, Score]) -> str:
     return "\n".join(rows)
 
 
-def test_eval_set_is_broad(items: list[dict[str, Any]], shipped: Any) -> None:
+def test_eval_set_is_broad(items: list[LabelledItem], shipped: Any) -> None:
     ids = {w.id for w in shipped[0].watchlists}
     assert len(items) >= 80
-    assert len({item["id"] for item in items}) == len(items)
-    assert all(set(item["labels"]) <= ids for item in items)
-    assert sum(not item["labels"] for item in items) >= 30  # hard negatives
+    assert len({item.id for item in items}) == len(items)
+    assert all(set(item.labels) <= ids for item in items)
+    assert all(item.judged is None for item in items)  # judged for every watch-list
+    assert sum(not item.labels for item in items) >= 30  # hard negatives
     scripts = {"ko": re.compile("[가-힣]"), "ru": re.compile("[а-яё]", re.I)}
     for wid in ids:
-        positives = [i for i in items if wid in i["labels"]]
+        positives = [i for i in items if wid in i.labels]
         assert len(positives) >= 10, wid
         for script, pattern in scripts.items():
-            assert any(pattern.search(i["title"] + i["summary"]) for i in positives), (wid, script)
+            assert any(pattern.search(i.title + i.summary) for i in positives), (wid, script)
 
 
-def test_precision_and_recall_per_watchlist(items: list[dict[str, Any]], shipped: Any) -> None:
+def test_precision_and_recall_per_watchlist(items: list[LabelledItem], shipped: Any) -> None:
     parsed, matcher = shipped
     scores = score(items, matcher, [w.id for w in parsed.watchlists])
     print(f"\n{len(items)} items, {CONFIG.relative_to(REPO)}\n{table(scores)}")
     for wid, s in scores.items():
         if s.fp or s.fn:
-            print(f"  {wid}: false positives {s.fp}, false negatives {s.fn}")
+            print(f"  {wid}: false positives {list(s.fp)}, false negatives {list(s.fn)}")
     low = {
         w: (s.precision, s.recall)
         for w, s in scores.items()

@@ -1,8 +1,9 @@
 """Smoke run of ``bench/polling.py`` on 20 feeds, so the benchmark cannot rot.
 
-It checks that the one command runs the real poll path and prints every figure, and that
-the feed farm did what the figures claim (half 200 with new items, half 304); timing
-belongs to the bench.
+It checks that the one command runs the real poll path and prints every figure, that the
+feed farm did what the figures claim (half 200 with new items, half 304), and that the
+first-poll baseline really filed one item at a time (a handful of statements per item, where
+the batched path runs a few per feed); timing belongs to the bench.
 """
 
 from __future__ import annotations
@@ -43,3 +44,49 @@ def test_small_run_prints_every_figure_for_both_pollers() -> None:
     assert re.search(r"^ratio threads-4 / sequential: [\d.]+x$", out, re.M)
     assert re.search(r"^target (met   |MISSED) >= 2,000 feeds/min per worker process", out, re.M)
     assert "failures" not in out
+    _check_first_poll(out)
+
+
+def _first_poll(label: str, out: str) -> tuple[float, int, int, float]:
+    """(ms per item, items, stories, SQL statements per item) of one first-poll line."""
+    found = re.search(
+        rf"^{re.escape(label)}: stories ({NUMBER}) ms per new item \(([\d,]+) items, "
+        rf"([\d,]+) stories; cpu {NUMBER} ms, ({NUMBER}) SQL statements per item\), "
+        rf"whole first poll {NUMBER} ms per new item$",
+        out,
+        re.M,
+    )
+    assert found, out
+    ms, items, stories, statements = (float(g.replace(",", "")) for g in found.groups())
+    return ms, int(items), int(stories), statements
+
+
+def _check_first_poll(out: str) -> None:
+    _, items, stories, statements = _first_poll("first poll", out)
+    label = "first poll, one item at a time (baseline, 20 feeds)"
+    _, base_items, base_stories, base_statements = _first_poll(label, out)
+    assert items == base_items == 400  # the same 20 feeds' first poll, filed both ways
+    assert 0 < base_stories <= base_items and 0 < stories <= items
+    # one SELECT of candidates, one of band keys and one UPDATE per item at least, against a
+    # few statements per feed of 20 items
+    assert base_statements >= 3 > 1.5 >= statements
+    assert re.search(
+        r"^  one-at-a-time: polls ok 20; server answered 200 20; new items 400, ", out, re.M
+    )
+    assert re.search(
+        r"^first poll, batched, its first 400 items \(the baseline's database size\): stories "
+        rf"{NUMBER} ms per new item \(cpu {NUMBER} ms, {NUMBER} SQL statements per item\)$",
+        out,
+        re.M,
+    )
+    assert re.search(r"^ratio one-at-a-time / batched: [\d.]+x$", out, re.M)
+    assert re.search(
+        r"^ratio one-at-a-time / batched, same database size \(first 400 items\): [\d.]+x$",
+        out,
+        re.M,
+    )
+    assert re.search(
+        rf"^target (met   |MISSED) <= 1 ms per new item \(stories, batched: {NUMBER} ms\)$",
+        out,
+        re.M,
+    )

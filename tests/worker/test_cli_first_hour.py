@@ -28,8 +28,9 @@ FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>
 <link>http://127.0.0.1:9/w1</link><description>Pyongyang launched it.</description></item>
 </channel></rss>"""
 
-# (arguments, what stdout must be). {feed} and {items} are files the test writes; "json"
-# means every stdout line is a JSON object, "text" any output that is not a traceback.
+# (arguments, what stdout must be). {feed} and {items} are files the test writes, {out} one
+# a command may write, {labels} the shipped labelled set; "json" means every stdout line is
+# a JSON object, "text" any output that is not a traceback.
 COMMANDS: list[tuple[str, str]] = [
     ("--version", "version"),
     ("--help", "text"),
@@ -46,6 +47,13 @@ COMMANDS: list[tuple[str, str]] = [
     ("backtest --since banana", "text"),
     ("backtest --since 99999999d", "text"),
     ("backtest --watchlist nope", "text"),
+    ("backtest --labels {labels}", "text"),
+    ("backtest --labels {labels} --json", "json"),
+    ("backtest --labels {items}", "text"),
+    ("backtest --labels {labels} --since 1d", "text"),
+    ("eval export", "json"),
+    ("eval export --since 1d --out {out}", "text"),
+    ("eval export --since banana", "text"),
     ("feeds", "text"),
     ("feeds --json", "json"),
     ("deliveries", "text"),
@@ -81,6 +89,9 @@ FAILING = {
     "deliveries retry msg_nope",
     "silence remove 1",
     "backtest --watchlist nope",
+    "backtest --labels {items}",  # items without labels are no labelled set
+    "backtest --labels {labels} --since 1d",
+    "eval export --since banana",
     "silence add --watchlist missile-tests --for 0m",
     "silence add --watchlist missile-tests --for 99999999d",
     "status --limit -5",
@@ -128,7 +139,8 @@ def _run(
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:
-        returncode = main(command.format(feed=feed, items=items).split())
+        out, labels = tmp_path / "labels.jsonl", REPO / "tests" / "data" / "eval_watchlists.jsonl"
+        returncode = main(command.format(feed=feed, items=items, out=out, labels=labels).split())
     except SystemExit as exc:  # argparse: --help, --version, usage errors
         returncode = exc.code if isinstance(exc.code, int) else 1
     finally:
@@ -181,7 +193,7 @@ def test_on_a_broken_config(
     result = _run(tmp_path, _broken_config(tmp_path / "config"), command, monkeypatch, capsys)
     _assert_promised(result, promise)
     reads_no_config = ("--", "parse", "db", "deliveries", "status", "run", "silence list", "web")
-    reads_no_config += ("user", "token")
+    reads_no_config += ("user", "token", "eval")
     refused_first = ("silence remove", "backtest --since b", "backtest --since 9", "silence add")
     needs_config = not command.startswith((*reads_no_config, *refused_first))
     if needs_config:

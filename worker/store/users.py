@@ -77,6 +77,10 @@ def users(session: Session) -> list[UserRecord]:
     return [_record(u) for u in session.scalars(select(User).order_by(User.name))]
 
 
+def any_user(session: Session) -> bool:
+    return session.scalar(select(User.id).limit(1)) is not None
+
+
 def user(session: Session, user_id: int) -> UserRecord | None:
     row = session.get(User, user_id)
     return _record(row) if row else None
