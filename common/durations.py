@@ -48,3 +48,15 @@ def parse_durations(spec: str) -> tuple[timedelta, ...]:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]  # a pydantic field: "5m", "2h"
+
+
+def format_duration(seconds: float) -> str:
+    """The short form ``parse_duration`` reads, to the largest whole unit: 90 -> ``90s``,
+    300 -> ``5m``, 7200 -> ``2h``; a part of a unit rounds down to the next smaller one."""
+    whole = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if whole >= size and whole % size == 0:
+            return f"{whole // size}{unit}"
+    if whole >= 3600:
+        return f"{whole // 60}m"
+    return f"{whole}s"

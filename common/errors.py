@@ -6,6 +6,7 @@ WatchfloorError                 ``permanent``: retrying cannot help; ``retry_aft
 │   ├── FetchError              network, HTTP status, limits, refused address
 │   │   └── BlockedURLError     SSRF guard: the address is not allowed (always permanent)
 │   └── ParseError              the body is not a feed we can read
+│       └── SelectorError       a page source's selectors found nothing (a redesign?)
 └── DeliveryError               alerts: a channel's send failed
     └── ChannelGoneError        the receiver says the endpoint is gone (HTTP 410): disable the
                                 channel (always permanent)
@@ -48,6 +49,10 @@ class BlockedURLError(FetchError):
 
 class ParseError(IngestError):
     pass
+
+
+class SelectorError(ParseError):
+    """A page source's selectors matched nothing: the page changed, or never fit."""
 
 
 class DeliveryError(WatchfloorError):

@@ -13,7 +13,7 @@ import threading
 import time
 import weakref
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -58,8 +58,10 @@ def fetch(
     limits: FetchLimits = DEFAULT_LIMITS,
     allow_private: bool = False,
     client: httpx.Client | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> FetchResult:
     """GET ``url``; raise FetchError (BlockedURLError when refused) on anything but 2xx/304.
+    ``headers`` (a source's own, e.g. its User-Agent) go over the defaults.
 
     A caller-supplied ``client`` should use ``guarded_transport``: otherwise only the
     pre-flight ``check_url`` protects it and a DNS rebind could get through.
@@ -68,10 +70,10 @@ def fetch(
     if client is None:
         transport = guarded_transport(allow_private=allow_private)
         client = httpx.Client(transport=transport, trust_env=False)  # no proxies, no .netrc
-    headers = _request_headers(etag, last_modified, limits)
+    request_headers = {**_request_headers(etag, last_modified, limits), **(headers or {})}
     try:
         with deadline_scope(limits.timeout):
-            return _follow(client, url, headers, limits, allow_private)
+            return _follow(client, url, request_headers, limits, allow_private)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise _transport_error(exc, limits) from exc
     finally:

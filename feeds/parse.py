@@ -377,6 +377,10 @@ def _on_alarm(signum: int, frame: Any) -> None:
     raise _ParseTimeout
 
 
+# for the other parsers of fetched bodies (feeds/page.py)
+bounded_time, ParseTimeout = _time_limit, _ParseTimeout
+
+
 # --- JSON Feed -----------------------------------------------------------------------------
 
 

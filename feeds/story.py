@@ -22,11 +22,15 @@ import hashlib
 import json
 import re
 import struct
+import sys
 import unicodedata
+from array import array
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from heapq import nsmallest
+from itertools import pairwise
 
 SIGNATURE_VERSION = 1
 STORY_WINDOW = timedelta(hours=48)
@@ -40,6 +44,8 @@ TITLE_BANDS, TITLE_ROWS = 8, 2  # lets a headline-only item find the copy it rep
 WORDS_SIZE = 512  # word hashes kept for the headline check; longer texts skip it
 HEADLINE_SIZE = 32
 
+# A band key shared by more stories than this in the window finds no story: it is dropped.
+MAX_STORIES_PER_KEY = 32
 # Tuned on tests/data/stories.jsonl, see bench/stories.py.
 MIN_SHARED = 3.0  # fewer shared shingles than this is chance
 CERTAIN_JACCARD = 0.5  # this much overlap is one story whatever the headlines say
@@ -48,7 +54,8 @@ SAME_CONTAINMENT = 0.35  # a truncated copy shares most of the shorter text
 HEADLINE_COVERAGE = 0.6  # names and numbers of a headline the other item must contain
 
 _PERSON = b"watchfloor-st"
-_TOKEN = re.compile(r"\w+(?:[.,]\d+)*")
+_TOKEN = r"\w+(?:[.,]\d+)*"
+_GAP_AND_TOKEN = re.compile(rf"(\W*)({_TOKEN})")  # a token ends where \W begins or \w resumes
 _SENTENCE_END = frozenset(".!?…:;\"'«»“”")
 # Datelines that wires and their copies put in front of the text.
 _DATELINE = re.compile(
@@ -86,6 +93,13 @@ class StorySignature:
     words: tuple[int, ...] = ()  # 16-bit hashes of every distinct word; () past WORDS_SIZE
     headline: tuple[int, ...] = ()  # 16-bit hashes of the names and numbers in the title
     version: int = SIGNATURE_VERSION
+    # sets of the sketches, made once: every comparison with another item needs them
+    hash_set: frozenset[int] = field(init=False, repr=False, compare=False)
+    word_set: frozenset[int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hash_set", frozenset(self.hashes))
+        object.__setattr__(self, "word_set", frozenset(self.words))
 
     @property
     def complete(self) -> bool:
@@ -115,12 +129,13 @@ def story_signature(title: str, summary: str) -> StorySignature:
     title_tokens = [(w, a or w in names) for w, a in _tokens(_clean_title(title))]
     names.update(word for word, anchor in title_tokens if anchor)
     title_shingles = _shingles(title_tokens)
-    every = {_hash32(s) for s in title_shingles | _shingles(body_tokens)}
+    title_hashes = {_hash32(s) for s in title_shingles}
+    every = title_hashes | {_hash32(s) for s in _shingles(body_tokens) - title_shingles}
     words = {word for word, _ in title_tokens + body_tokens}
     return StorySignature(
         size=len(every),
         hashes=tuple(nsmallest(SKETCH_SIZE, every)),
-        title=tuple(nsmallest(TITLE_SKETCH_SIZE, {_hash32(s) for s in title_shingles})),
+        title=tuple(nsmallest(TITLE_SKETCH_SIZE, title_hashes)),
         words=_hash16s(words) if len(words) <= WORDS_SIZE else (),
         headline=_hash16s({word for word, _ in title_tokens if word in names})[:HEADLINE_SIZE],
     )
@@ -210,8 +225,10 @@ class StoryFiler:
         self.window = window
         self.made = 0
 
-    def file(self, sig: StorySignature, seen: datetime) -> int:
-        keys = band_keys(sig)
+    def file(self, sig: StorySignature, seen: datetime, keys: Iterable[int] | None = None) -> int:
+        """The story the item joins (or a new one's negative id); ``keys`` are its band
+        keys when the caller has them already."""
+        keys = band_keys(sig) if keys is None else keys
         # oldest first: stored stories by id, then the ones made here in order (-1, -2, ...)
         ids = sorted({sid for key in keys for sid in self.index.get(key, ())}, key=_age)
         candidates = [Candidate(sid, tuple(self.members[sid])) for sid in ids]
@@ -226,6 +243,15 @@ class StoryFiler:
         return chosen
 
 
+def informative_keys(
+    index: dict[int, set[int]], limit: int = MAX_STORIES_PER_KEY
+) -> dict[int, set[int]]:
+    """The band keys that still tell stories apart: one shared by more than ``limit``
+    different stories in the window is a stock phrase ("officials said on Tuesday"), and
+    following it would compare each new item with all of them for nothing."""
+    return {key: stories for key, stories in index.items() if len(stories) <= limit}
+
+
 def _age(story_id: int) -> tuple[bool, int]:
     return story_id < 0, abs(story_id)
 
@@ -238,7 +264,9 @@ def headline_coverage(a: StorySignature, b: StorySignature) -> float:
     """
     if not (a.headline and b.headline and a.words and b.words):
         return 1.0
-    return max(len(set(x.headline) & set(y.words)) / len(x.headline) for x, y in ((a, b), (b, a)))
+    return max(
+        len(y.word_set.intersection(x.headline)) / len(x.headline) for x, y in ((a, b), (b, a))
+    )
 
 
 def overlap(a: StorySignature, b: StorySignature) -> Overlap:
@@ -246,7 +274,7 @@ def overlap(a: StorySignature, b: StorySignature) -> Overlap:
     _check_versions(a, b)
     if not a.hashes or not b.hashes:
         return Overlap(0.0, 0.0, 0.0, min(a.size, b.size))
-    sa, sb = set(a.hashes), set(b.hashes)
+    sa, sb = a.hash_set, b.hash_set
     if a.complete and b.complete:
         shared = float(len(sa & sb))
         jaccard = shared / len(sa | sb)
@@ -339,18 +367,16 @@ def _tokens(text: str) -> list[tuple[str, bool]]:
     In Title Case or ALL CAPS text (three in four words capitalized) capitals say
     nothing, so only numbers are flagged.
     """
-    words: list[str] = []
-    capitalized: list[bool] = []
-    previous_end = 0
-    for match in _TOKEN.finditer(text):
-        gap = text[previous_end : match.start()]
-        sentence_start = not words or any(c in _SENTENCE_END for c in gap)
-        words.append(match.group())
-        capitalized.append(match.group()[0].isupper() and not sentence_start)
-        previous_end = match.end()
+    found = _GAP_AND_TOKEN.findall(text)  # (what precedes the word, the word)
+    words = [word for _, word in found]
+    # capitalized mid-sentence: no sentence end between the word and the one before
+    capitalized = [
+        n > 0 and word[0].isupper() and _SENTENCE_END.isdisjoint(gap)
+        for n, (gap, word) in enumerate(found)
+    ]
     trust_case = 4 * sum(capitalized) < 3 * (len(words) - 1) or len(words) < 4
     tokens = [
-        (w.casefold(), (cap and trust_case) or any(c.isdigit() for c in w))
+        (w.casefold(), (cap and trust_case) or _has_digit(w))
         for w, cap in zip(words, capitalized, strict=True)
     ]
     if text.endswith(_ELLIPSIS) and tokens:
@@ -358,19 +384,33 @@ def _tokens(text: str) -> list[tuple[str, bool]]:
     return tokens
 
 
+def _has_digit(word: str) -> bool:
+    return not word.isalpha() and any(c.isdigit() for c in word)  # most words: isalpha
+
+
 def _shingles(tokens: list[tuple[str, bool]]) -> set[str]:
-    grams = [tokens[i : i + 2] for i in range(max(1, len(tokens) - 1))] if tokens else []
+    """Word bigrams (the one word of a one-word text), each ``ANCHOR_WEIGHT`` times when
+    it holds a name or a number: ``"word word\\x00copy"``."""
+    if len(tokens) < 2:
+        grams = [(word, anchor) for word, anchor in tokens]
+    else:
+        grams = [(f"{w1} {w2}", a1 or a2) for (w1, a1), (w2, a2) in pairwise(tokens)]
     shingles: set[str] = set()
-    for gram in grams:
-        text = " ".join(word for word, _ in gram)
-        weight = ANCHOR_WEIGHT if any(anchor for _, anchor in gram) else 1
-        shingles.update(f"{text}\x00{copy}" for copy in range(weight))
+    for text, anchored in grams:
+        if anchored:
+            shingles.update(f"{text}\x00{copy}" for copy in range(ANCHOR_WEIGHT))
+        else:
+            shingles.add(f"{text}\x000")
     return shingles
 
 
+_HASH32 = hashlib.blake2b(digest_size=4, person=_PERSON)  # copied: faster than a new one
+
+
 def _hash32(shingle: str) -> int:
-    digest = hashlib.blake2b(shingle.encode(), digest_size=4, person=_PERSON).digest()
-    return int.from_bytes(digest, "big")
+    hasher = _HASH32.copy()
+    hasher.update(shingle.encode())
+    return int.from_bytes(hasher.digest(), "big")
 
 
 def _hash16s(words: set[str]) -> tuple[int, ...]:
@@ -395,12 +435,23 @@ def _bands(
 
 
 def _minhash(hashes: tuple[int, ...], count: int) -> list[int]:
-    """``count`` MinHash values; SHAKE-128 of each hash gives its ``count`` hash values."""
-    layout = struct.Struct(f"<{count}I")
-    rows = (
-        layout.unpack(hashlib.shake_128(h.to_bytes(4, "big")).digest(layout.size)) for h in hashes
-    )
-    return list(map(min, zip(*rows, strict=True)))
+    """``count`` MinHash values; SHAKE-128 of each hash gives its ``count`` hash values
+    (little-endian uint32). The SHAKE output of a shingle hash is cached (common bigrams
+    recur in every item) and the minima are taken per column of one array, in C."""
+    rows = b"".join(_hash_values(h, count) for h in hashes)
+    values = array(_U32)
+    values.frombytes(rows)
+    if sys.byteorder != "little":
+        values.byteswap()
+    return [min(values[column::count]) for column in range(count)]
+
+
+_U32 = next(code for code in "IL" if array(code).itemsize == 4)
+
+
+@lru_cache(maxsize=1 << 17)  # 131,072 shingle hashes, about 40 MB at 64 values each
+def _hash_values(shingle_hash: int, count: int) -> bytes:
+    return hashlib.shake_128(shingle_hash.to_bytes(4, "big")).digest(4 * count)
 
 
 def _check_versions(a: StorySignature, b: StorySignature) -> None:

@@ -11,6 +11,7 @@ from flask import Flask, Response, g, jsonify, redirect, request, url_for
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
+from common.durations import format_duration
 from worker.runtime import Runtime, build_runtime
 from worker.settings import Settings, load_settings
 
@@ -72,6 +73,7 @@ def create_app(rt: Runtime | None = None) -> Flask:
     app.register_error_handler(CSRFError, _csrf_refused)
     app.jinja_env.globals["csrf_field"] = _csrf_field
     app.jinja_env.filters["when"] = _when
+    app.jinja_env.filters["duration"] = format_duration
     return app
 
 

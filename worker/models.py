@@ -102,6 +102,11 @@ class Feed(Base):
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # adaptive polling (worker/planning.py): the interval the last poll chose, in seconds,
+    # and how often the feed's window overflowed (items may have been missed)
+    poll_interval_s: Mapped[int | None] = mapped_column(Integer)
+    window_overflows: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_overflow_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Item(Base):

@@ -10,8 +10,8 @@ threshold writes its ops alert in the transaction that records the error.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy.orm import Session
@@ -30,11 +30,12 @@ from worker.config import Config
 from worker.models import utcnow
 from worker.outbox import store as outbox_store
 from worker.outbox.ops import raise_ops_alert
+from worker.pages import read_page
 from worker.runtime import Runtime
 from worker.store import feeds as feeds_store
 from worker.store import items as items_store
 from worker.store import silences as silences_store
-from worker.store.feeds import FeedState, PollRecord
+from worker.store.feeds import FeedState
 from worker.store.silences import SilenceRecord
 from worker.stories import file_items
 
@@ -50,6 +51,7 @@ class PollOutcome:
     delivery_ids: list[str] = field(default_factory=list)  # to enqueue after commit
     error: str | None = None
     fetch_seconds: float | None = None
+    window_overflowed: bool = False  # every item new and newer than the last poll
 
 
 def poll_feed(rt: Runtime, feed_id: str, now: datetime | None = None) -> PollOutcome:
@@ -69,6 +71,7 @@ def poll_feed(rt: Runtime, feed_id: str, now: datetime | None = None) -> PollOut
             last_modified=feed.last_modified,
             limits=rt.fetch_limits,
             allow_private=rt.settings.allow_private_urls,
+            headers=dict(source.headers),
         )
         outcome = _fetched(rt, config, source, feed, result, now)
     except IngestError as exc:
@@ -88,15 +91,30 @@ def _fetched(
     body_hash = content_hash(result.body or b"")
     if result.not_modified or body_hash == feed.body_hash:
         with rt.sessions.begin() as session:
-            feeds_store.record_poll(
-                session, source.id, planning.poll_succeeded(source, result, now), now
-            )
+            interval = _rhythm(rt, session, source, now)
+            record = planning.poll_succeeded(source, result, now, interval=interval)
+            feeds_store.record_poll(session, source.id, record, now)
         status = "not-modified" if result.not_modified else "unchanged"
         log.debug("feed polled", feed_id=source.id, status=status)  # nothing new: chatter
         return PollOutcome(source.id, status)
-    parsed = parse_feed(result.body or b"", url=result.url, content_type=result.content_type)
-    record = planning.poll_succeeded(source, result, now, body_hash, parsed.ttl_seconds)
-    return _store_new(rt, config, source, feed, parsed, record, now)
+    stored_hash: str | None = body_hash
+    if source.type == "page":
+        parsed, waiting = read_page(rt, source, feed, result, now)
+        if waiting:  # items left for the next poll: keep this body's validators unstored
+            stored_hash, result = None, replace(result, etag=None, last_modified=None)
+    else:
+        parsed = parse_feed(result.body or b"", url=result.url, content_type=result.content_type)
+    return _store_new(rt, config, source, feed, parsed, result, stored_hash, now)
+
+
+def _cadence(rt: Runtime, source: FeedSource) -> planning.Cadence:
+    return planning.Cadence.of(source, rt.settings.min_interval, rt.settings.max_interval)
+
+
+def _rhythm(rt: Runtime, session: Session, source: FeedSource, now: datetime) -> timedelta:
+    """The interval the feed's publishing rhythm earns (planning.learned_interval)."""
+    seen = items_store.seen_times(session, source.id, now - planning.RHYTHM_SPAN)
+    return planning.learned_interval(seen, now, _cadence(rt, source))
 
 
 def _failed(
@@ -135,13 +153,23 @@ def _store_new(
     source: FeedSource,
     feed: FeedState,
     parsed: ParsedFeed,
-    record: PollRecord,
+    result: FetchResult,
+    body_hash: str | None,
     now: datetime,
 ) -> PollOutcome:
     outcome = PollOutcome(source.id, "ok")
     window = rt.settings.first_poll_window
     with rt.sessions.begin() as session:
         outcome.new_items = items_store.insert_new(session, source.id, parsed.items, now)
+        published = [item.published_at for _, item in outcome.new_items]
+        overflowed = planning.window_overflowed(published, len(parsed.items), feed.last_success_at)
+        interval = _rhythm(rt, session, source, now)
+        if overflowed:
+            interval = planning.after_overflow(interval, _cadence(rt, source))
+            outcome.window_overflowed = True
+        record = planning.poll_succeeded(
+            source, result, now, body_hash, parsed.ttl_seconds, interval, overflowed
+        )
         story_of = file_items(session, outcome.new_items, now)
         alerts = _Alerts(session, config, source, now, outcome)
         for item_id, item in outcome.new_items:
@@ -156,6 +184,13 @@ def _store_new(
         new_items=len(outcome.new_items),
         matches=len(outcome.matches),
     )
+    if outcome.window_overflowed:
+        log.warning(
+            "feed window overflowed: items may have fallen off it between polls",
+            feed_id=source.id,
+            items=len(parsed.items),
+            next_poll_in=str(record.interval),
+        )
     return outcome
 
 

@@ -1,6 +1,7 @@
 """Pure decisions of the poll and delivery paths: data in, a decision out, no I/O.
 
-- when a feed is polled next, and how far a failing one backs off;
+- when a feed is polled next: the interval its publishing rhythm earns, sooner when its
+  window overflowed, and how far a failing one backs off;
 - when a failing feed or channel is told to the ops channel (once per threshold crossed);
 - which items of a first poll may alert;
 - how a new delivery goes out: now, at the end of quiet hours, in a digest, or silenced.
@@ -8,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,7 +19,7 @@ from alerts.controls import hold_until
 from alerts.watchlists import WatchList
 from common.errors import IngestError
 from feeds.sources import FeedSource
-from feeds.types import FetchResult
+from feeds.types import FeedItem, FetchResult
 from worker.models import DeliveryStatus
 from worker.store.feeds import FeedState, PollRecord
 from worker.store.silences import SilenceRecord
@@ -28,7 +30,63 @@ CHANNEL_FAILING_AFTER = 5  # consecutive failures before a channel is told as fa
 CHANNEL_FAILING_EVERY = 10  # and again every this many more
 
 
+# Adaptive polling learns from the feed's items seen in the last two weeks, once it has five.
+RHYTHM_SPAN = timedelta(days=14)
+RHYTHM_SAMPLES = 5
+
+
 # --- polling --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Cadence:
+    """A feed's configured interval and the bounds an adaptive one stays within."""
+
+    interval: timedelta
+    min_interval: timedelta
+    max_interval: timedelta
+
+    @classmethod
+    def of(cls, source: FeedSource, min_default: timedelta, max_default: timedelta) -> Cadence:
+        """The feed's own bounds, else the service's, and never past its ``interval``."""
+        low = source.min_interval or min(min_default, source.interval)
+        high = source.max_interval or max(max_default, source.interval)
+        return cls(source.interval, low, high)
+
+
+def learned_interval(seen: Sequence[datetime], now: datetime, cadence: Cadence) -> timedelta:
+    """The interval a feed's own rhythm earns: the geometric mean of the configured interval
+    and the mean time between its items over the last two weeks, within the bounds.
+
+    The square root spreads a fixed number of requests where items arrive (it minimizes
+    the mean delay per item for a given request budget): a feed that publishes once per
+    ``interval`` keeps it, one 25 times busier is polled 5 times as often, one 100 times
+    quieter 10 times as rarely. Quiet time since the last item counts, so a feed that
+    stops publishing drifts slowly to ``max_interval``. Fewer than five items: ``interval``.
+    """
+    recent = [t for t in seen if now - RHYTHM_SPAN <= t <= now]
+    if len(recent) < RHYTHM_SAMPLES:
+        return cadence.interval
+    mean_gap = (now - min(recent)).total_seconds() / len(recent)
+    learned = timedelta(seconds=math.sqrt(cadence.interval.total_seconds() * mean_gap))
+    return min(max(learned, cadence.min_interval), cadence.max_interval)
+
+
+def window_overflowed(
+    new_items: Sequence[datetime | None], items_in_feed: int, previous_success: datetime | None
+) -> bool:
+    """True when items may have fallen off the feed's window between two polls: every item
+    of the document is new, and even the oldest was published after the previous successful
+    poll (a feed of 10 items that got 12 since). ``new_items`` are their publication times."""
+    if previous_success is None or not new_items or len(new_items) < items_in_feed:
+        return False
+    dates = [d for d in new_items if d is not None]
+    return len(dates) == len(new_items) and min(dates) > previous_success
+
+
+def after_overflow(interval: timedelta, cadence: Cadence) -> timedelta:
+    """Poll sooner after an overflow: half the interval, not below ``min_interval``."""
+    return max(interval / 2, cadence.min_interval)
 
 
 def next_poll(interval: timedelta, now: datetime, hint_seconds: int | None = None) -> datetime:
@@ -67,21 +125,52 @@ def alertable(
     return published_at is not None and published_at >= now - window
 
 
+@dataclass(frozen=True, slots=True)
+class FollowPlan:
+    """Which new items of a page source get their article fetched this poll, and which
+    wait for the next poll (past the per-poll cap)."""
+
+    follow: tuple[FeedItem, ...] = ()
+    defer: tuple[FeedItem, ...] = ()
+
+
+def follow_plan(
+    new_items: Sequence[FeedItem], first_poll: bool, window: timedelta, now: datetime, cap: int
+) -> FollowPlan:
+    """Follow at most ``cap`` new items, the rest next poll. On a first poll only items
+    that may alert are followed, and none waits: the others are recorded as seen, as for
+    feeds, so adding a page of 50 old links costs no 50 fetches."""
+    if cap <= 0 or not new_items:
+        return FollowPlan()
+    if first_poll:
+        recent = [i for i in new_items if alertable(i.published_at, True, window, now)]
+        return FollowPlan(follow=tuple(recent[:cap]))
+    return FollowPlan(follow=tuple(new_items[:cap]), defer=tuple(new_items[cap:]))
+
+
 def poll_succeeded(
     source: FeedSource,
     result: FetchResult,
     now: datetime,
     body_hash: str | None = None,
     ttl_seconds: int | None = None,
+    interval: timedelta | None = None,
+    overflowed: bool = False,
 ) -> PollRecord:
-    """What a successful poll writes: validators, a permanent move, the next poll."""
+    """What a successful poll writes: validators, a permanent move, the next poll after
+    ``interval`` (the learned one; default the configured one)."""
     hint = max(filter(None, (result.max_age, ttl_seconds)), default=None)
+    interval = interval or source.interval
+    if overflowed:
+        hint = None  # a server's max-age must not hold back the poll that catches up
     return PollRecord(
-        next_poll_at=next_poll(source.interval, now, hint),
+        next_poll_at=next_poll(interval, now, hint),
         etag=result.etag,
         last_modified=result.last_modified,
         url=result.permanent_url,
         body_hash=body_hash,
+        interval=interval,
+        overflowed=overflowed,
     )
 
 

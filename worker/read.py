@@ -46,6 +46,9 @@ class FeedRow:
     next_poll_at: datetime | None
     disabled_reason: str | None
     items: int
+    poll_interval_s: int | None = None
+    window_overflows: int = 0
+    last_overflow_at: datetime | None = None
 
 
 def feeds(session: Session) -> dict[str, FeedRow]:
@@ -61,6 +64,9 @@ def feeds(session: Session) -> dict[str, FeedRow]:
             next_poll_at=f.next_poll_at,
             disabled_reason=f.disabled_reason,
             items=counts.get(f.id, 0),
+            poll_interval_s=f.poll_interval_s,
+            window_overflows=f.window_overflows or 0,
+            last_overflow_at=f.last_overflow_at,
         )
         for f in session.scalars(select(Feed).order_by(Feed.id))
     }
@@ -91,6 +97,10 @@ def feed_health(sources: Sequence[FeedSource], rows: dict[str, FeedRow]) -> list
                 "error_count": feed.error_count if feed else 0,
                 "items": feed.items if feed else 0,
                 "next_poll": _iso(feed.next_poll_at) if feed and source.enabled else None,
+                "interval_s": (feed.poll_interval_s if feed else None)
+                or round(source.interval.total_seconds()),
+                "window_overflows": feed.window_overflows if feed else 0,
+                "last_overflow": _iso(feed.last_overflow_at) if feed else None,
             }
         )
     return table

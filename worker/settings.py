@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.controls import DEFAULT_RETRY_SCHEDULE
-from common.durations import parse_durations
+from common.durations import parse_duration, parse_durations
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -46,6 +46,13 @@ def _minutes(text: str) -> timedelta:
 
 def _hours(text: str) -> timedelta:
     return timedelta(seconds=_seconds(text) * 3600)
+
+
+def _duration(text: str) -> timedelta:
+    value = parse_duration(text.strip())
+    if value < timedelta(seconds=1):
+        raise ValueError(f"must be at least 1s, not {text!r}")
+    return value
 
 
 def _days(text: str) -> timedelta:
@@ -165,6 +172,22 @@ OPTIONS: tuple[Option, ...] = (
         "on a feed's first poll, only items published this recently alert",
     ),
     Option(
+        "WATCHFLOOR_MIN_INTERVAL",
+        "min_interval",
+        "1m",
+        _duration,
+        "adaptive polling: the shortest interval a feed's publishing rhythm may earn"
+        " (a feed's `min_interval` overrides it; never above the feed's `interval`)",
+    ),
+    Option(
+        "WATCHFLOOR_MAX_INTERVAL",
+        "max_interval",
+        "1h",
+        _duration,
+        "adaptive polling: the longest interval a quiet feed may drift to"
+        " (a feed's `max_interval` overrides it; never below the feed's `interval`)",
+    ),
+    Option(
         "WATCHFLOOR_BEAT_INTERVAL",
         "beat_interval",
         "5",
@@ -279,6 +302,8 @@ class Settings:
     broker_url: str
     allow_private_urls: bool
     first_poll_window: timedelta
+    min_interval: timedelta
+    max_interval: timedelta
     beat_interval: float
     sweep_interval: float
     retry_schedule: tuple[timedelta, ...]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from sqlalchemy.orm import Session
 
@@ -39,7 +40,7 @@ def file_items(
     touched: dict[int, datetime] = {}
     for item_id, item in items:
         sig, at = sigs[item_id], seen[item_id]
-        chosen, signature = filer.file(sig, at), story_core.to_json(sig)
+        chosen, signature = filer.file(sig, at, keys[item_id]), story_core.to_json(sig)
         if chosen < 0 and -chosen > len(new_stories):  # the filer made a story for it
             new_stories.append(NewStory(item.title, signature, at, at))
         elif chosen > 0:
@@ -55,7 +56,12 @@ def _parsed(story: StoryRecord) -> list[tuple[story_core.StorySignature, datetim
     out = []
     for member in story.members:
         try:
-            out.append((story_core.from_json(member.signature), member.seen))
+            out.append((_signature(member.signature), member.seen))
         except ValueError:
             continue
     return out
+
+
+# A story's members come back as candidates poll after poll: parse each stored signature
+# once per process (a signature is immutable; 4,096 of them hold about 35 MB).
+_signature = lru_cache(maxsize=4096)(story_core.from_json)

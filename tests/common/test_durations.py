@@ -41,3 +41,12 @@ def test_parse_durations_reads_a_comma_list() -> None:
     assert parse_durations("") == ()
     with pytest.raises(ValueError, match="not a duration: 'soon'"):
         parse_durations("5s,soon")
+
+
+def test_format_duration_gives_the_short_form_parse_duration_reads() -> None:
+    from common.durations import format_duration
+
+    for seconds, text in [(90, "90s"), (300, "5m"), (7200, "2h"), (86400, "1d"), (3725, "62m")]:
+        assert format_duration(seconds) == text
+    for seconds in (1, 59, 60, 150, 3600, 5400, 172800):
+        assert parse_duration(format_duration(seconds)).total_seconds() == seconds

@@ -14,10 +14,19 @@ from common.errors import (
     FetchError,
     IngestError,
     ParseError,
+    SelectorError,
     WatchfloorError,
 )
 
-ALL = (IngestError, FetchError, BlockedURLError, ParseError, DeliveryError, ChannelGoneError)
+ALL = (
+    IngestError,
+    FetchError,
+    BlockedURLError,
+    ParseError,
+    SelectorError,
+    DeliveryError,
+    ChannelGoneError,
+)
 
 
 @pytest.mark.parametrize("cls", [IngestError, FetchError, ParseError, DeliveryError])

@@ -379,3 +379,9 @@ def test_band_keys_are_pinned() -> None:
 
 
 PINNED_KEYS = (-1889318376968338379, -6401442179432242870)
+
+
+def test_a_band_key_shared_by_too_many_stories_is_dropped() -> None:
+    index = {1: {10, 11}, 2: set(range(story.MAX_STORIES_PER_KEY + 1)), 3: {12}}
+    assert story.informative_keys(index) == {1: {10, 11}, 3: {12}}
+    assert story.informative_keys(index, limit=1) == {3: {12}}

@@ -58,3 +58,15 @@ def channel_state(db_url: str, channel_id: str) -> dict[str, object] | None:
             return dict(row._mapping) if row else None
     finally:
         engine.dispose()
+
+
+def send_ops_alerts_to(config_dir: Path, url: str) -> None:
+    """Point the config's ops channel at a webhook receiver (the console channel stays)."""
+    import yaml
+
+    channels = [
+        {"id": "console", "type": "log"},
+        {"id": "ops", "type": "webhook", "url": url, "secret": SECRET},
+    ]
+    text = yaml.safe_dump({"ops_channel": "ops", "channels": channels})
+    (config_dir / "channels.yaml").write_text(text)

@@ -28,7 +28,7 @@ CP1251 = (
 
 
 def args(source: str, allow_private: bool = False) -> argparse.Namespace:
-    return argparse.Namespace(source=source, allow_private=allow_private)
+    return argparse.Namespace(source=source, allow_private=allow_private, feed=None)
 
 
 def test_register_adds_the_subcommand() -> None:

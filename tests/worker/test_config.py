@@ -139,3 +139,17 @@ def test_cache_with_no_good_config_raises(config_dir: Path) -> None:
     (config_dir / "watchlists.yaml").write_text(BROKEN_WATCHLISTS)
     with pytest.raises(ConfigError):
         ConfigCache(config_dir).current()
+
+
+def test_the_example_page_sources_are_valid_config(tmp_path: Path) -> None:
+    """config/examples/ is not loaded by `make run`, but an admin copies from it."""
+    import shutil
+
+    from worker.config import load_config
+
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    example = REPO / "config" / "examples" / "official-pages.yaml"
+    shutil.copy(example, tmp_path / "config" / "feeds.yaml")
+    (tmp_path / "config" / "watchlists.yaml").write_text("watchlists: []\n")
+    config = load_config(tmp_path / "config")
+    assert {f.type for f in config.feeds} == {"page"} and all(f.select for f in config.feeds)

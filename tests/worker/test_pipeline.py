@@ -19,7 +19,7 @@ from tests.conftest import REPO
 from tests.helpers.configdir import write_config
 from tests.helpers.feedserver import FeedEntry, FeedServer
 from tests.helpers.http import Reply, WebhookReceiver
-from tests.worker.guarantees import SECRET, WATCHLIST
+from tests.worker.guarantees import SECRET, WATCHLIST, send_ops_alerts_to
 from worker import pipeline
 from worker.models import Delivery, Feed, Item, MatchRow, OpsEvent
 from worker.outbox.deliver import deliver as deliver_row
@@ -38,15 +38,18 @@ def server() -> Iterator[FeedServer]:
         yield srv
 
 
-@pytest.fixture
-def rt(tmp_path: Path, engine: sa.Engine, db_url: str, server: FeedServer) -> Iterator[Runtime]:
-    config_dir = write_config(
-        tmp_path / "config", feeds=[{"id": "wire", "url": server.url("wire"), "interval": "1m"}]
-    )
+def _runtime(tmp_path: Path, db_url: str, server: FeedServer, **feed: str) -> Runtime:
+    wire = {"id": "wire", "url": server.url("wire"), "interval": "1m", **feed}
+    config_dir = write_config(tmp_path / "config", feeds=[wire])
     settings = replace(
         load_settings(), config_dir=config_dir, database_url=db_url, allow_private_urls=True
     )
-    runtime = build_runtime(settings)
+    return build_runtime(settings)
+
+
+@pytest.fixture
+def rt(tmp_path: Path, engine: sa.Engine, db_url: str, server: FeedServer) -> Iterator[Runtime]:
+    runtime = _runtime(tmp_path, db_url, server)
     yield runtime
     runtime.engine.dispose()
 
@@ -114,12 +117,7 @@ def test_feed_failing_past_threshold_alerts_the_ops_channel_once(
     rt: Runtime, server: FeedServer, tmp_path: Path
 ) -> None:
     with WebhookReceiver() as ops:
-        channels = [
-            {"id": "console", "type": "log"},
-            {"id": "ops", "type": "webhook", "url": ops.url, "secret": SECRET},
-        ]
-        path = rt.settings.config_dir / "channels.yaml"
-        path.write_text(yaml.safe_dump({"ops_channel": "ops", "channels": channels}))
+        send_ops_alerts_to(rt.settings.config_dir, ops.url)
         rt.settings = replace(rt.settings, feed_failing_after=timedelta(minutes=30))
         start = datetime.now(UTC)
         ops_ids = []
@@ -189,3 +187,53 @@ def test_feeds_command_shows_health(rt: Runtime, server: FeedServer) -> None:
     assert out.returncode == 0, out.stderr
     [row] = [json.loads(line) for line in out.stdout.splitlines()]
     assert (row["id"], row["status"], row["items"], row["error_count"]) == ("wire", "ok", 1, 0)
+
+
+def test_a_window_overflow_is_recorded_shown_and_polled_sooner(
+    tmp_path: Path, engine: sa.Engine, db_url: str, server: FeedServer
+):
+    """A feed that carries two items got three new ones since the last poll: every item is
+    new and the oldest is newer than that poll, so one fell off unseen. (Four items in
+    all teach adaptive polling nothing yet: the interval stays the configured 1m.)"""
+    from worker import read
+
+    rt = _runtime(tmp_path, db_url, server, min_interval="10s")
+
+    old = datetime.now(UTC) - timedelta(hours=2)
+    server.publish("wire", *(FeedEntry(f"a{n}", MISS, published=old) for n in range(2)))
+    first = pipeline.poll_feed(rt, "wire")
+    assert first.status == "ok" and not first.window_overflowed
+    assert _feed(rt).window_overflows == 0
+    later = _feed(rt).last_success_at + timedelta(seconds=1)  # <pubDate> has whole seconds
+    with server.lock:  # the window moved on by three items: b1 was never served
+        server.feeds["wire"] = [FeedEntry(f"b{n}", MISS, published=later) for n in (2, 3)]
+    second = pipeline.poll_feed(rt, "wire")
+    assert second.window_overflowed and len(second.new_items) == 2
+    feed = _feed(rt)
+    assert feed.window_overflows == 1 and feed.last_overflow_at is not None
+    assert feed.poll_interval_s == 30  # half the 1m interval: poll sooner
+    assert feed.next_poll_at - feed.last_polled_at == timedelta(seconds=30)
+    with rt.sessions() as s:
+        [row] = read.feed_health(rt.config.current().feeds, read.feeds(s))
+    assert (row["window_overflows"], row["interval_s"]) == (1, 30)
+    with server.lock:  # one new item beside a known one: the window reaches back
+        server.feeds["wire"] = [FeedEntry("b3", MISS, published=later), FeedEntry("c", MISS)]
+    third = pipeline.poll_feed(rt, "wire")
+    assert len(third.new_items) == 1 and not third.window_overflowed
+    assert _feed(rt).window_overflows == 1
+    assert _feed(rt).poll_interval_s > 30  # no longer hurried: the rhythm decides again
+    rt.engine.dispose()
+
+
+def test_a_quiet_feed_earns_a_longer_interval_written_and_followed(rt: Runtime, server: FeedServer):
+    """Ten items, one every 40 minutes: sqrt(1m x 36m) is 6m (the feed's bounds
+    are 1m, its own interval, to the service's 1h)."""
+    now = datetime.now(UTC)
+    gap = timedelta(minutes=40)
+    entries = [FeedEntry(f"g{n}", MISS, published=now - gap * n) for n in range(10)]
+    server.publish("wire", *entries)
+    pipeline.poll_feed(rt, "wire")
+    feed = _feed(rt)
+    assert 350 <= feed.poll_interval_s <= 370  # a mean gap of 36m (360 min over 10 items)
+    waited = feed.next_poll_at - feed.last_polled_at  # the column keeps whole seconds
+    assert abs(waited - timedelta(seconds=feed.poll_interval_s)) < timedelta(seconds=1)

@@ -100,3 +100,88 @@ def test_a_failed_poll_backs_off_and_a_permanent_error_disables() -> None:
 def test_a_failing_channel_is_told_at_the_fifth_error_then_every_tenth() -> None:
     told = [errors for errors in range(1, 40) if planning.channel_failing(errors)]
     assert told == [5, 15, 25, 35]
+
+
+# --- adaptive polling and window overflow ---------------------------------------------------
+
+MIN, HOUR = timedelta(minutes=1), timedelta(hours=1)
+CADENCE = planning.Cadence(timedelta(minutes=5), MIN, HOUR)
+
+
+def every(gap: timedelta, count: int) -> list[datetime]:
+    """``count`` items, the newest just now, one per ``gap``."""
+    return [NOW - gap * n for n in range(count)]
+
+
+def test_a_feed_that_publishes_once_per_interval_keeps_it() -> None:
+    five = timedelta(minutes=5)
+    learned = planning.learned_interval(every(five, 40), NOW, CADENCE)
+    assert abs(learned - five) < timedelta(seconds=10)
+
+
+def test_busy_feeds_are_polled_more_often_and_quiet_ones_more_rarely_by_the_square_root() -> None:
+    busy = planning.learned_interval(every(timedelta(seconds=12), 200), NOW, CADENCE)
+    assert abs(busy - MIN) < timedelta(seconds=2)  # 25x busier: 5x as often
+    quiet = planning.learned_interval(every(timedelta(minutes=20), 50), NOW, CADENCE)
+    assert abs(quiet - timedelta(minutes=10)) < timedelta(seconds=15)  # 4x quieter: 2x rarer
+    assert planning.learned_interval(every(timedelta(days=2), 7), NOW, CADENCE) == HOUR
+    wire = every(timedelta(seconds=1), 200)
+    assert planning.learned_interval(wire, NOW, CADENCE) == MIN  # never below the bound
+
+
+def test_too_few_recent_items_keep_the_configured_interval() -> None:
+    four = every(timedelta(seconds=10), 4)
+    assert planning.learned_interval(four, NOW, CADENCE) == CADENCE.interval
+    stale = every(timedelta(seconds=10), 50)
+    old = [t - planning.RHYTHM_SPAN - timedelta(days=1) for t in stale]
+    assert planning.learned_interval(old, NOW, CADENCE) == CADENCE.interval
+    future = [NOW + timedelta(days=1)] * 10  # a lying <pubDate> teaches nothing
+    assert planning.learned_interval(future, NOW, CADENCE) == CADENCE.interval
+
+
+def test_a_feed_that_stops_publishing_drifts_to_its_maximum() -> None:
+    burst = every(timedelta(seconds=30), 20)
+    soon = planning.learned_interval(burst, NOW, CADENCE)
+    later = planning.learned_interval(burst, NOW + timedelta(hours=6), CADENCE)
+    much_later = planning.learned_interval(burst, NOW + timedelta(days=10), CADENCE)
+    assert soon < later < much_later == HOUR
+
+
+def test_bounds_come_from_the_feed_then_the_service_and_never_cross_its_interval() -> None:
+    fast = FeedSource(id="t", url="http://127.0.0.1/f", interval="1s")
+    assert planning.Cadence.of(fast, MIN, HOUR) == planning.Cadence(
+        timedelta(seconds=1), timedelta(seconds=1), HOUR
+    )
+    slow = FeedSource(id="t", url="http://127.0.0.1/f", interval="2h")
+    assert planning.Cadence.of(slow, MIN, HOUR).max_interval == timedelta(hours=2)
+    own = FeedSource(
+        id="t", url="http://127.0.0.1/f", interval="10m", min_interval="2m", max_interval="1d"
+    )
+    assert planning.Cadence.of(own, MIN, HOUR) == planning.Cadence(
+        timedelta(minutes=10), timedelta(minutes=2), timedelta(days=1)
+    )
+
+
+def test_window_overflow_is_every_item_new_and_newer_than_the_last_poll() -> None:
+    last = NOW - timedelta(minutes=10)
+    fresh = [NOW - timedelta(minutes=m) for m in range(1, 10)]
+    assert planning.window_overflowed(fresh, len(fresh), last)
+    assert not planning.window_overflowed(fresh[:-1], len(fresh), last)  # one item was known
+    straddling = [*fresh, last - timedelta(minutes=1)]
+    assert not planning.window_overflowed(straddling, len(straddling), last)  # reached back
+    assert not planning.window_overflowed(fresh, len(fresh), None)  # a first poll
+    undated = [*fresh, None]
+    assert not planning.window_overflowed(undated, len(undated), last)  # cannot tell
+    assert not planning.window_overflowed([], 0, last)
+
+
+def test_after_an_overflow_the_next_poll_comes_sooner_and_ignores_a_server_hint() -> None:
+    assert planning.after_overflow(timedelta(minutes=5), CADENCE) == timedelta(seconds=150)
+    assert planning.after_overflow(timedelta(seconds=90), CADENCE) == MIN
+    result = FetchResult(url=SOURCE.url, status=200, body=b"<rss/>", max_age=3600)
+    hinted = planning.poll_succeeded(SOURCE, result, NOW, interval=timedelta(minutes=2))
+    assert hinted.next_poll_at == NOW + timedelta(minutes=8)  # 4x the interval at most
+    caught_up = planning.poll_succeeded(
+        SOURCE, result, NOW, interval=timedelta(minutes=2), overflowed=True
+    )
+    assert caught_up.next_poll_at == NOW + timedelta(minutes=2) and caught_up.overflowed

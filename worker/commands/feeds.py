@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from common.durations import format_duration
 from worker import read
 
 
@@ -26,8 +27,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print("\n".join(json.dumps(r, ensure_ascii=False) for r in table))
         return 0
-    header = ("id", "status", "last success", "errors", "items", "next poll", "last error")
-    widths = (24, 8, 17, 6, 6, 17, 0)
+    header = (
+        "id", "status", "last success", "errors", "items", "interval", "overflows", "next poll",
+        "last error",
+    )  # fmt: skip
+    widths = (24, 8, 17, 6, 6, 8, 9, 17, 0)
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
     for r in table:
         cells = (
@@ -36,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
             _when(r["last_success"]),
             str(r["error_count"]),
             str(r["items"]),
+            format_duration(r["interval_s"]),
+            str(r["window_overflows"]),
             _when(r["next_poll"]),
             (r["last_error"] or "")[:80],
         )

@@ -45,6 +45,8 @@ class PollRecord:
     body_hash: str | None = None
     error: str | None = None  # None: the poll succeeded
     disable: bool = False
+    interval: timedelta | None = None  # the interval chosen (None: keep the stored one)
+    overflowed: bool = False  # items may have fallen off the feed's window
 
 
 def sync(session: Session, sources: Iterable[FeedSource], now: datetime) -> None:
@@ -115,6 +117,11 @@ def record_poll(session: Session, feed_id: str, record: PollRecord, now: datetim
     feed.url = record.url or feed.url
     feed.body_hash = record.body_hash or feed.body_hash
     feed.last_polled_at, feed.next_poll_at = now, record.next_poll_at
+    if record.interval is not None:
+        feed.poll_interval_s = round(record.interval.total_seconds())
+    if record.overflowed:
+        feed.window_overflows = (feed.window_overflows or 0) + 1
+        feed.last_overflow_at = now
     if record.error is None:
         feed.error_count, feed.last_error = 0, None
         feed.last_success_at = now

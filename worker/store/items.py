@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from alerts.search import index_text, language
+from feeds.story import informative_keys
 from feeds.types import FeedItem
 from worker.models import Item, MatchRow, Story, StoryBand
 from worker.store import dialect_insert, insert_many_ignore
@@ -87,6 +88,26 @@ def insert_new(
     return [(ids[i.guid], i) for i in fresh if i.guid in ids]
 
 
+def known_guids(session: Session, feed_id: str, guids: Sequence[str]) -> set[str]:
+    """Which of these item ids the feed has stored already."""
+    if not guids:
+        return set()
+    query = select(Item.guid).where(Item.feed_id == feed_id, Item.guid.in_(list(guids)))
+    return set(session.scalars(query))
+
+
+def seen_times(session: Session, feed_id: str, since: datetime, limit: int = 200) -> list[datetime]:
+    """When the feed's newest items (fetched since ``since``) were published, for adaptive
+    polling; a missing or future date counts as when the item was first fetched."""
+    rows = session.execute(
+        select(Item.published_at, Item.fetched_at)
+        .where(Item.feed_id == feed_id, Item.fetched_at >= since)
+        .order_by(Item.id.desc())
+        .limit(limit)
+    )
+    return [min(published, fetched) if published else fetched for published, fetched in rows]
+
+
 def _item_row(feed_id: str, item: FeedItem, now: datetime) -> dict[str, Any]:
     return {
         "feed_id": feed_id,
@@ -118,11 +139,12 @@ def candidate_stories(
     index: dict[int, set[int]] = {}
     for key, story_id in bands:
         index.setdefault(key, set()).add(story_id)
-    ids = sorted({story_id for _, story_id in bands})
-    stories = {
-        s.id: StoryRecord(s.id, s.first_seen, s.last_seen)
-        for s in session.scalars(select(Story).where(Story.id.in_(ids)))
-    }
+    index = informative_keys(index)
+    ids = sorted(set().union(*index.values())) if index else []
+    rows = session.execute(  # plain rows: an ORM object per candidate costs more than the read
+        select(Story.id, Story.first_seen, Story.last_seen).where(Story.id.in_(ids))
+    )
+    stories = {story_id: StoryRecord(story_id, first, last) for story_id, first, last in rows}
     seen = func.coalesce(Item.published_at, Item.fetched_at)
     members = session.execute(
         select(Item.story_id, Item.signature, seen).where(
