@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from common.errors import ParseError, SelectorError
 from feeds.normalize import RawEntry, canonical_url, normalize_entry
@@ -34,7 +34,8 @@ _ATTRIBUTE = re.compile(r"^(?P<path>.*?)@(?P<attr>[A-Za-z_:][\w:.-]*)$")
 
 
 class PageSelect(BaseModel):
-    """Where a page source's items are: ``item`` on the page, the rest inside each item."""
+    """Where a source's items are: ``item`` in the document, the rest inside each item.
+    Selectors for a page (``check_selectors``), JMESPath for a JSON API (feeds/jsonapi.py)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -44,12 +45,12 @@ class PageSelect(BaseModel):
     date: str | None = Field(default=None, max_length=500)
     summary: str | None = Field(default=None, max_length=500)
 
-    @field_validator("item", "link", "title", "date", "summary")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
+
+def check_selectors(select: PageSelect) -> None:
+    """Raise ValueError naming the first value that is not a CSS or XPath selector."""
+    for value in (select.item, select.link, select.title, select.date, select.summary):
         if value is not None:
-            _compiled(value)  # raises ValueError with what is wrong
-        return value
+            _compiled(value)
 
 
 def parse_page(

@@ -9,7 +9,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from common.durations import parse_duration
-from feeds.page import PageSelect
+from feeds.jsonapi import check_expressions
+from feeds.page import PageSelect, check_selectors
 
 SLUG = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 _TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")  # an HTTP header name
@@ -31,7 +32,7 @@ class FeedSource(BaseModel):
     tags: tuple[str, ...] = ()
     enabled: bool = True
     # rss: RSS, Atom or JSON Feed; page: a list page read by ``select`` (feeds/page.py)
-    type: Literal["rss", "page"] = "rss"
+    type: Literal["rss", "page", "json"] = "rss"
     select: PageSelect | None = None
     follow: bool = False  # page: fetch each new item's page and match its main text too
     follow_delay: timedelta = timedelta(seconds=1)  # between two fetches of one host
@@ -76,10 +77,21 @@ class FeedSource(BaseModel):
             raise ValueError("min_interval must not be longer than interval")
         if high is not None and high < self.interval:
             raise ValueError("max_interval must not be shorter than interval")
-        if self.type == "page" and self.select is None:
-            raise ValueError("a page source needs select: {item: ..., link: ..., title: ...}")
+        if self.type != "rss" and self.select is None:
+            raise ValueError(
+                f"a {self.type} source needs select: {{item: ..., link: ..., title: ...}}"
+            )
         if self.type == "rss" and (self.select is not None or self.follow):
-            raise ValueError("select and follow are for type: page")
+            raise ValueError("select and follow are for type: page or json")
+        if self.select is not None and self.type == "page":
+            check_selectors(self.select)
+        if self.select is not None and self.type == "json":
+            missing = {"link", "title"} - self.select.model_fields_set
+            if missing:
+                raise ValueError(
+                    f"a json source names its fields: select needs {', '.join(sorted(missing))}"
+                )
+            check_expressions(self.select)
         return self
 
 

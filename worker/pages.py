@@ -1,4 +1,4 @@
-"""Page sources in the poll: read the list page, follow its new items, hand on the items.
+"""Page and JSON API sources in the poll: read the list, follow its new items, hand them on.
 
 The list is parsed by ``feeds.page``; new items (by canonical link) are followed by
 ``feeds.follow`` before the poll's transaction opens, so no database lock waits on the
@@ -16,6 +16,7 @@ from datetime import datetime
 import structlog
 
 from feeds.follow import Follower, with_article
+from feeds.jsonapi import parse_json_api
 from feeds.page import parse_page_body
 from feeds.sources import FeedSource
 from feeds.types import FetchResult, ParsedFeed
@@ -27,6 +28,16 @@ from worker.store.feeds import FeedState
 log = structlog.get_logger(__name__)
 
 
+def parse_listing(source: FeedSource, result: FetchResult) -> ParsedFeed:
+    """A page source's list page, or a JSON API source's document, as items."""
+    if source.select is None:
+        raise ValueError(f"feed {source.id} has no select")
+    body, url, kind = result.body or b"", result.url, result.content_type
+    if source.type == "json":
+        return parse_json_api(body, source.select, url=url, content_type=kind)
+    return parse_page_body(body, source.select, url=url, content_type=kind)
+
+
 def read_page(
     rt: Runtime, source: FeedSource, feed: FeedState, result: FetchResult, now: datetime
 ) -> tuple[ParsedFeed, bool]:
@@ -34,9 +45,7 @@ def read_page(
     next poll (so the poll must not store this body's validators)."""
     if source.select is None:
         raise ValueError(f"feed {source.id} is a page source without select")
-    parsed = parse_page_body(
-        result.body or b"", source.select, url=result.url, content_type=result.content_type
-    )
+    parsed = parse_listing(source, result)
     if not source.follow:
         return parsed, False
     with rt.sessions() as session:

@@ -98,7 +98,7 @@ def _fetched(
         log.debug("feed polled", feed_id=source.id, status=status)  # nothing new: chatter
         return PollOutcome(source.id, status)
     stored_hash: str | None = body_hash
-    if source.type == "page":
+    if source.type in ("page", "json"):
         parsed, waiting = read_page(rt, source, feed, result, now)
         if waiting:  # items left for the next poll: keep this body's validators unstored
             stored_hash, result = None, replace(result, etag=None, last_modified=None)

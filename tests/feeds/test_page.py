@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -9,7 +10,9 @@ from pydantic import ValidationError
 
 from common.errors import ParseError, SelectorError
 from feeds.follow import Follower, extract_text, with_article
+from feeds.jsonapi import parse_json_api
 from feeds.page import MAX_FIELD_CHARS, PageSelect, parse_date, parse_page, parse_page_body
+from feeds.sources import FeedSource
 
 BASE = "https://www.unikorea.go.kr/eng/releases/"
 BOARD = """<html><head><title>Press releases</title></head><body><ul class="board-list">
@@ -78,10 +81,49 @@ def test_a_redesign_is_a_selector_error_never_silence() -> None:
 
 
 def test_a_bad_selector_is_a_config_error() -> None:
+    page = {"id": "p", "url": BASE, "type": "page"}
     with pytest.raises(ValidationError, match="not a valid CSS selector"):
-        PageSelect(item="ul >> li[")
+        FeedSource(**page, select={"item": "ul >> li["})
     with pytest.raises(ValidationError, match="not a valid XPATH selector"):
-        PageSelect(item="xpath://ul[")
+        FeedSource(**page, select={"item": "xpath://ul["})
+    api = {"id": "j", "url": BASE, "type": "json"}
+    with pytest.raises(ValidationError, match="not a valid JMESPath expression"):
+        FeedSource(**api, select={"item": "data[", "link": "url", "title": "t"})
+    with pytest.raises(ValidationError, match="select needs link, title"):
+        FeedSource(**api, select={"item": "data"})
+    with pytest.raises(ValidationError, match="needs select"):
+        FeedSource(**api)
+
+
+API = {
+    "data": {
+        "releases": [
+            {"url": "/press/1", "headline": "Статья о ракетах", "date": "2026-11-30T10:00:00Z",
+             "body": "<p>КНДР запустила ракету.</p>"},
+            {"url": "/press/2", "headline": {"nested": "not text"}, "date": "30 ноября 2026"},
+            {"url": None, "headline": "no link"},
+        ]
+    }
+}  # fmt: skip
+API_SELECT = PageSelect(
+    item="data.releases", link="url", title="headline", date="date", summary="body"
+)
+
+
+def test_a_json_api_is_read_by_jmespath() -> None:
+    page = parse_json_api(json.dumps(API).encode(), API_SELECT, url="https://mid.ru/api/")
+    got = [(i.guid, i.title, i.summary, i.published_at) for i in page.items]
+    assert got == [
+        ("https://mid.ru/press/1", "Статья о ракетах", "КНДР запустила ракету.",
+         datetime(2026, 11, 30, 10, tzinfo=UTC)),
+        ("https://mid.ru/press/2", "", "", datetime(2026, 11, 30, tzinfo=UTC)),
+    ]  # fmt: skip
+    with pytest.raises(SelectorError, match="item selector matched nothing"):
+        parse_json_api(b'{"data": {}}', API_SELECT, url="https://mid.ru/api/")
+    with pytest.raises(ParseError, match="not a JSON document"):
+        parse_json_api(b"<html>", API_SELECT, url="https://mid.ru/api/")
+    with pytest.raises(ParseError):
+        parse_json_api(b"[" * 100_000 + b"]" * 100_000, API_SELECT, url="https://mid.ru/api/")
 
 
 def test_hostile_markup_is_bounded() -> None:

@@ -208,3 +208,35 @@ def test_parse_feed_shows_what_the_selectors_and_the_articles_give(
     )
     assert unknown.returncode == 1 and unknown.stderr.startswith("error: no feed 'nope'")
     assert "Traceback" not in unknown.stderr
+
+
+def test_a_json_api_source_alerts_like_a_feed(
+    tmp_path: Path, engine: sa.Engine, db_url: str, site: Site
+) -> None:
+    feed = {
+        "id": "mfa-api",
+        "type": "json",
+        "url": site.url("/api/releases"),
+        "select": {"item": "data.items", "link": "link", "title": "title", "date": "published"},
+    }
+    config_dir = write_config(tmp_path / "api-config", feeds=[feed], watchlists=WATCHLISTS)
+    settings = replace(
+        load_settings(), config_dir=config_dir, database_url=db_url, allow_private_urls=True
+    )
+    rt = build_runtime(settings)
+    now = datetime.now(UTC).isoformat()
+    old = {"link": "/r/1", "title": "Briefing", "published": "2026-01-05"}
+    site.put(
+        "/api/releases", json.dumps({"data": {"items": [old]}}), content_type="application/json"
+    )
+    assert pipeline.poll_feed(rt, "mfa-api").status == "ok"
+    new = {"link": "/r/2", "title": "North Korea ICBM launch near Pyongyang", "published": now}
+    body = json.dumps({"data": {"items": [new, old]}})
+    site.put("/api/releases", body, content_type="application/json")
+    outcome = pipeline.poll_feed(rt, "mfa-api")
+    assert [item.url for _, item in outcome.new_items] == [site.url("/r/2")]
+    assert [m.watchlist_id for _, m in outcome.matches] == ["missile-tests"]
+    site.put("/api/releases", json.dumps({"items": []}), content_type="application/json")
+    broken = pipeline.poll_feed(rt, "mfa-api")
+    assert broken.status == "error" and broken.error.startswith("SelectorError")
+    rt.engine.dispose()

@@ -26,10 +26,10 @@ from typing import Any
 from common.errors import IngestError
 from feeds.fetch import DEFAULT_LIMITS, FetchLimits, fetch, too_large
 from feeds.follow import Followed, Follower
-from feeds.page import parse_page_body
 from feeds.parse import parse_feed
 from feeds.types import FeedItem, ParsedFeed
 from worker.config import ConfigError, load_config
+from worker.pages import parse_listing
 from worker.settings import load_settings
 
 
@@ -88,10 +88,9 @@ def _configured(
     if source is None:
         raise LookupError(f"no feed {feed_id!r} in {config_dir / 'feeds.yaml'}")
     result = fetch(source.url, allow_private=allow_private, headers=dict(source.headers))
-    if source.type != "page" or source.select is None:
+    if source.type == "rss":
         return parse_feed(result.body or b"", url=result.url, content_type=result.content_type), {}
-    body = result.body or b""
-    parsed = parse_page_body(body, source.select, url=result.url, content_type=result.content_type)
+    parsed = parse_listing(source, result)
     if not source.follow:
         return parsed, {}
     follower = Follower(
