@@ -17,9 +17,9 @@ import jmespath
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 
-from common.errors import ParseError, SelectorError
+from common.errors import ParseError
 from feeds.normalize import RawEntry, canonical_url, normalize_entry
-from feeds.page import MAX_FIELD_CHARS, MAX_ITEMS, PageSelect, parse_date
+from feeds.page import MAX_FIELD_CHARS, PageSelect, collect_items, parse_date
 from feeds.text import decode_body
 from feeds.types import FeedItem, ParsedFeed
 
@@ -43,20 +43,9 @@ def parse_json_api(
     except (ValueError, RecursionError) as exc:
         raise ParseError(f"not a JSON document: {str(exc)[:200]}") from None
     found = _compiled(select.item).search(data)
-    if not isinstance(found, list) or not found:
-        raise SelectorError(f"item selector matched nothing: {select.item}")
-    warning = None
-    if len(found) > MAX_ITEMS:
-        warning = f"read the first {MAX_ITEMS:,} of {len(found):,} items"
-        found = found[:MAX_ITEMS]
-    items: dict[str, FeedItem] = {}
-    for entry in found:
-        item = _item(entry, select, url, now)
-        if item is not None and item.guid not in items:
-            items[item.guid] = item
-    if not items:
-        raise SelectorError(f"link selector matched nothing in {len(found)} items: {select.link}")
-    return ParsedFeed(title=url, items=tuple(items.values()), warning=warning)
+    entries: list[Any] = found if isinstance(found, list) else []
+    items, warning = collect_items(entries, select, lambda e: _item(e, select, url, now))
+    return ParsedFeed(title=url, items=items, warning=warning)
 
 
 def _item(entry: Any, select: PageSelect, url: str, now: datetime | None) -> FeedItem | None:

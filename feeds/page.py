@@ -14,9 +14,10 @@ reads an attribute (``a@href``), otherwise the element's text, whitespace collap
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +26,7 @@ from feeds.normalize import RawEntry, canonical_url, normalize_entry
 from feeds.text import decode_body
 from feeds.types import FeedItem, ParsedFeed
 
+_E = TypeVar("_E")
 MAX_ITEMS = 1000  # as for feeds: the first 1,000 elements of the page
 MAX_FIELD_CHARS = 20_000  # one field of one item; a hostile attribute goes no further
 DATE_LANGUAGES = ("en", "ko", "ru")
@@ -65,23 +67,30 @@ def parse_page(
         elements = _apply(page, select.item, many=True)
     except ValueError as exc:  # lxml refused the document
         raise ParseError(f"page does not parse: {exc}") from None
-    if not elements:
+    items, warning = collect_items(elements, select, lambda e: _item(e, select, url, now))
+    title = _text(_apply(page, "title", many=False)) or url
+    return ParsedFeed(title=title, items=items, warning=warning)
+
+
+def collect_items(
+    found: Sequence[_E], select: PageSelect, make: Callable[[_E], FeedItem | None]
+) -> tuple[tuple[FeedItem, ...], str | None]:
+    """The items of the elements ``item`` found, the first ``MAX_ITEMS``, one per link, and
+    the warning when some were cut; SelectorError when ``item`` or ``link`` found nothing."""
+    if not found:
         raise SelectorError(f"item selector matched nothing: {select.item}")
     warning = None
-    if len(elements) > MAX_ITEMS:
-        warning = f"read the first {MAX_ITEMS:,} of {len(elements):,} items"
-        elements = elements[:MAX_ITEMS]
+    if len(found) > MAX_ITEMS:
+        warning = f"read the first {MAX_ITEMS:,} of {len(found):,} items"
+        found = found[:MAX_ITEMS]
     items: dict[str, FeedItem] = {}
-    for element in elements:
-        item = _item(element, select, url, now)
+    for element in found:
+        item = make(element)
         if item is not None and item.guid not in items:
             items[item.guid] = item
     if not items:
-        raise SelectorError(
-            f"link selector matched nothing in {len(elements)} items: {select.link}"
-        )
-    title = _text(_apply(page, "title", many=False)) or url
-    return ParsedFeed(title=title, items=tuple(items.values()), warning=warning)
+        raise SelectorError(f"link selector matched nothing in {len(found)} items: {select.link}")
+    return tuple(items.values()), warning
 
 
 def parse_page_body(
