@@ -43,8 +43,6 @@ def read_page(
 ) -> tuple[ParsedFeed, bool]:
     """The page's items, followed where the source says so; True when some wait for the
     next poll (so the poll must not store this body's validators)."""
-    if source.select is None:
-        raise ValueError(f"feed {source.id} is a page source without select")
     parsed = parse_listing(source, result)
     if not source.follow:
         return parsed, False
