@@ -177,6 +177,7 @@ def _result(
         content_type=response.headers.get("content-type"),
         permanent_url=permanent_url,
         max_age=_max_age(response.headers.get("cache-control", "")),
+        link=", ".join(response.headers.get_list("link")) or None,
     )
 
 
@@ -242,6 +243,19 @@ def _read_body(response: httpx.Response, limits: FetchLimits, deadline: float) -
         if time.monotonic() > deadline:
             raise FetchError(f"timed out after {limits.timeout:g}s (total deadline)")
     return bytes(body)
+
+
+def read_pushed(body: bytes, encoding: str, limits: FetchLimits = DEFAULT_LIMITS) -> bytes:
+    """A body pushed to us (WebSub) under the fetch path's cap and decompression guard. A
+    hub that forwards the topic's Content-Encoding over a body it already decoded (as
+    flask-websub does) is read as it came."""
+    if encoding.strip().lower() in ("gzip", "x-gzip") and not body.startswith(b"\x1f\x8b"):
+        encoding = ""
+    inflate = _Inflater(encoding)
+    out = inflate(body, limits.max_bytes + 1)
+    if len(out) > limits.max_bytes:
+        raise too_large(limits)
+    return out
 
 
 def too_large(limits: FetchLimits) -> FetchError:

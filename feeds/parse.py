@@ -125,6 +125,19 @@ def _xml_feed(text: str, url: str, now: datetime | None) -> ParsedFeed:
         items=items,
         ttl_seconds=_ttl(feed.get("ttl")),
         warning="; ".join(n for n in notes if n) or None,
+        hubs=_links(feed.get("links"), "hub"),
+        self_url=next(iter(_links(feed.get("links"), "self")), None),
+    )
+
+
+def _links(links: Any, rel: str) -> tuple[str, ...]:
+    """The feed-level ``<link rel=...>`` targets (Atom, or RSS with atom:link) of one rel."""
+    if not isinstance(links, list):
+        return ()
+    return tuple(
+        _str(link.get("href"))
+        for link in links[:50]
+        if isinstance(link, dict) and link.get("rel") == rel and link.get("href")
     )
 
 
@@ -399,6 +412,12 @@ def _json_feed(text: str, url: str, now: datetime | None) -> ParsedFeed:
         title=clean_text(_str(doc.get("title")), html=False, limit=1000),
         items=tuple(normalize_entry(e, base_url=base, now=now) for e in entries),
         warning=note,
+        hubs=tuple(
+            _str(h.get("url"))
+            for h in (doc.get("hubs") if isinstance(doc.get("hubs"), list) else [])[:50]
+            if isinstance(h, dict) and str(h.get("type", "")).lower() == "websub" and h.get("url")
+        ),
+        self_url=_str(doc.get("feed_url")) or None,
     )
 
 

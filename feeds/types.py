@@ -32,6 +32,8 @@ class ParsedFeed:
     items: tuple[FeedItem, ...]
     ttl_seconds: int | None = None
     warning: str | None = None  # a recoverable parse problem (feedparser's "bozo")
+    hubs: tuple[str, ...] = ()  # WebSub hubs the document names (feeds/websub.py)
+    self_url: str | None = None  # the feed's own URL as it names it (the WebSub topic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,7 @@ class FetchResult:
     content_type: str | None = None
     permanent_url: str | None = None  # set when a 301/308 chain says the feed moved
     max_age: int | None = None  # Cache-Control max-age, seconds
+    link: str | None = None  # the Link header (RFC 8288): where a WebSub hub is named
 
     @property
     def not_modified(self) -> bool:

@@ -19,7 +19,9 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.login_post", "auth.healthz", "static"})
+PUBLIC_ENDPOINTS = frozenset(
+    {"auth.login", "auth.login_post", "auth.healthz", "static", "websub.verify", "websub.push"}
+)
 TOKEN_ENDPOINTS = frozenset({"api.alerts", "api.watchlist_feed"})  # Bearer token, no session
 
 
@@ -60,13 +62,14 @@ def create_app(rt: Runtime | None = None) -> Flask:
         RATELIMIT_HEADERS_ENABLED=True,
     )
     app.extensions["watchfloor_runtime"] = rt
-    CSRFProtect(app)
+    csrf = CSRFProtect(app)
     _login_manager(app)
-    from web import api, auth, pages, stream, triage
+    from web import api, auth, pages, stream, triage, websub
 
     auth.limiter.init_app(app)
-    for module in (auth, pages, triage, api, stream):
+    for module in (auth, pages, triage, api, stream, websub):
         app.register_blueprint(module.blueprint)
+    csrf.exempt(websub.blueprint)  # a hub posts pushes; their HMAC is the check
     app.before_request(_require_login)
     app.after_request(_security_headers)
     app.teardown_appcontext(_close_session)

@@ -247,8 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     # A one-shot command prints its answer; its log says only what went wrong (warnings),
-    # unless WATCHFLOOR_LOG_LEVEL asks for more. `run` is a service: INFO by default.
-    default = "INFO" if args.command == "run" else "WARNING"
+    # unless WATCHFLOOR_LOG_LEVEL asks for more. `run` and `web` are services: INFO.
+    default = "INFO" if args.command in ("run", "web") else "WARNING"
     configure_logging(settings.log_level or default, settings.log_format)
     return _dispatch(args)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -349,6 +350,7 @@ class ConfigCache:
         self.snapshot = snapshot
         self._loader = loader
         self._current: Config | None = None
+        self._loaded_at = 0.0  # time.time() when _current was loaded
         self._failed_signature: tuple[Any, ...] | None = None
         self._lock = threading.Lock()
 
@@ -366,13 +368,14 @@ class ConfigCache:
         except Exception as exc:  # any failure to load, not only a reported one, keeps the old
             errors = [str(i) for i in exc.issues] if isinstance(exc, ConfigError) else []
             errors = errors or [f"{type(exc).__name__}: {exc}"[:500]]
-            self._current = self._current or self._from_snapshot()
+            self._current = self._newer_snapshot() or self._current or self._from_snapshot()
             if self._current is None:
                 raise
             self._failed_signature = sig
             log.error("config invalid; keeping the last good one", errors=errors)
             return self._current
         self._current, self._failed_signature = loaded, None
+        self._loaded_at = time.time()
         log.info("config loaded", summary=loaded.summary())
         self._save_snapshot(loaded)
         return loaded
@@ -389,6 +392,24 @@ class ConfigCache:
             os.replace(tmp, self.snapshot)  # atomic: another process reads old or new, whole
         except (OSError, ValueError) as exc:
             log.warning("cannot keep the last good config", path=str(self.snapshot), error=str(exc))
+
+    def _newer_snapshot(self) -> Config | None:
+        """The last good config another process kept after this one loaded its own: a pool
+        child that slept through a valid edit, then met a broken one, takes the newer one."""
+        if self.snapshot is None or self._current is None:
+            return None
+        try:
+            if self.snapshot.stat().st_mtime <= self._loaded_at:
+                return None
+            texts = json.loads(self.snapshot.read_text())
+            if texts == self._current.texts:
+                return None
+            config = config_from_texts(texts, self.config_dir)
+        except (OSError, ValueError, ConfigError):
+            return None
+        log.warning("config files invalid; running on the newer last good config")
+        self._loaded_at = time.time()
+        return config
 
     def _from_snapshot(self) -> Config | None:
         if self.snapshot is None:

@@ -107,6 +107,53 @@ class Feed(Base):
     poll_interval_s: Mapped[int | None] = mapped_column(Integer)
     window_overflows: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_overflow_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # WebSub (worker/websub/): the hub and topic the feed's last full fetch named, if any
+    hub_url: Mapped[str | None] = mapped_column(Text)
+    topic_url: Mapped[str | None] = mapped_column(Text)
+
+
+class PushState(StrEnum):
+    """A WebSub subscription's state (worker/websub/plan.py decides each step).
+
+    (no row: none) ─subscribe─▶ pending ─hub verifies─▶ live ─lease nears its end─▶ renewed
+        pending|live ─refused, denied, lapsed─▶ failed ─backoff─▶ pending ...
+        feed left the config ─▶ unsubscribing ─hub verifies─▶ (row deleted)
+    """
+
+    PENDING = "pending"  # asked the hub; waiting for its verification of intent
+    LIVE = "live"  # verified: the hub pushes, polling is a slow safety net
+    FAILED = "failed"  # refused, denied or lapsed: polled as usual, retried with backoff
+    UNSUBSCRIBING = "unsubscribing"  # the feed left the config; the hub is being told
+
+
+class PushSubscription(Base):
+    __tablename__ = "push_subscriptions"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN (" + ", ".join(f"'{s.value}'" for s in PushState) + ")",
+            name="ck_push_subscriptions_state",
+        ),
+        Index("ix_push_subscriptions_next_attempt_at", "next_attempt_at"),
+    )
+
+    feed_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hub_url: Mapped[str] = mapped_column(Text)
+    topic_url: Mapped[str] = mapped_column(Text)
+    # the callback's path segment: unguessable, new on every (re)subscription
+    callback_token: Mapped[str] = mapped_column(String(64), unique=True)
+    # the HMAC key the hub signs pushes with; it must be kept in clear to check them
+    secret: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))
+    lease_seconds: Mapped[int | None] = mapped_column(Integer)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_push_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pushes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    refused_pushes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class Item(Base):

@@ -20,6 +20,7 @@ from alerts.types import Match
 from alerts.updates import story_updates
 from alerts.watchlists import WatchList
 from common.errors import IngestError
+from feeds import websub
 from feeds.fetch import fetch
 from feeds.normalize import content_hash
 from feeds.parse import parse_feed
@@ -34,10 +35,12 @@ from worker.pages import read_page
 from worker.runtime import Runtime
 from worker.store import feeds as feeds_store
 from worker.store import items as items_store
+from worker.store import push as push_store
 from worker.store import silences as silences_store
 from worker.store.feeds import FeedState
 from worker.store.silences import SilenceRecord
 from worker.stories import file_items
+from worker.websub import plan as push_plan
 
 log = structlog.get_logger(__name__)
 
@@ -112,9 +115,12 @@ def _cadence(rt: Runtime, source: FeedSource) -> planning.Cadence:
 
 
 def _rhythm(rt: Runtime, session: Session, source: FeedSource, now: datetime) -> timedelta:
-    """The interval the feed's publishing rhythm earns (planning.learned_interval)."""
+    """The interval the feed's publishing rhythm earns (planning.learned_interval), or the
+    safety net's while a WebSub hub pushes the feed."""
     seen = items_store.seen_times(session, source.id, now - planning.RHYTHM_SPAN)
-    return planning.learned_interval(seen, now, _cadence(rt, source))
+    learned = planning.learned_interval(seen, now, _cadence(rt, source))
+    live = push_plan.is_live(push_store.of_feed(session, source.id), now)
+    return push_plan.poll_interval(learned, live, rt.settings.push_poll_interval)
 
 
 def _failed(
@@ -158,7 +164,6 @@ def _store_new(
     now: datetime,
 ) -> PollOutcome:
     outcome = PollOutcome(source.id, "ok")
-    window = rt.settings.first_poll_window
     with rt.sessions.begin() as session:
         outcome.new_items = items_store.insert_new(session, source.id, parsed.items, now)
         published = [item.published_at for _, item in outcome.new_items]
@@ -170,11 +175,10 @@ def _store_new(
         record = planning.poll_succeeded(
             source, result, now, body_hash, parsed.ttl_seconds, interval, overflowed
         )
-        story_of = file_items(session, outcome.new_items, now)
-        alerts = _Alerts(session, config, source, now, outcome)
-        for item_id, item in outcome.new_items:
-            if planning.alertable(item.published_at, feed.first_poll, window, now):
-                alerts.match(item_id, story_of[item_id], item)
+        if source.type == "rss":
+            hub = websub.discover(result.link, parsed.hubs, parsed.self_url, result.url)
+            record = replace(record, hub_checked=True, hub=hub)
+        _file_and_match(session, rt, config, source, feed, outcome, now)
         feeds_store.record_poll(session, source.id, record, now)
     (log.info if outcome.new_items else log.debug)(
         "feed polled",
@@ -191,6 +195,55 @@ def _store_new(
             items=len(parsed.items),
             next_poll_in=str(record.interval),
         )
+    return outcome
+
+
+def _file_and_match(
+    session: Session,
+    rt: Runtime,
+    config: Config,
+    source: FeedSource,
+    feed: FeedState,
+    outcome: PollOutcome,
+    now: datetime,
+) -> None:
+    """File the new items into stories; alert on those the first-poll rule lets through."""
+    story_of = file_items(session, outcome.new_items, now)
+    alerts = _Alerts(session, config, source, now, outcome)
+    window = rt.settings.first_poll_window
+    for item_id, item in outcome.new_items:
+        if planning.alertable(item.published_at, feed.first_poll, window, now):
+            alerts.match(item_id, story_of[item_id], item)
+
+
+def ingest_push(
+    rt: Runtime, feed_id: str, body: bytes, content_type: str | None, now: datetime | None = None
+) -> PollOutcome:
+    """A body a WebSub hub pushed (its signature already checked): parsed with every limit
+    of the fetch path and taken in like a poll's new items. The poll record (validators,
+    next poll) is left alone: the safety-net poll still compares with the last fetch."""
+    now = now or utcnow()
+    source = rt.config.current().feed(feed_id)
+    if source is None or not source.enabled:
+        return PollOutcome(feed_id, "skipped", error="not in config or disabled")
+    config = rt.config.current()
+    try:
+        parsed = parse_feed(body, url=source.url, content_type=content_type)
+    except IngestError as exc:
+        log.warning("websub push unreadable", feed_id=feed_id, error=exc.message)
+        return PollOutcome(feed_id, "error", error=exc.message)
+    outcome = PollOutcome(feed_id, "ok")
+    with rt.sessions.begin() as session:
+        feed = feeds_store.state(session, feed_id)
+        outcome.new_items = items_store.insert_new(session, feed_id, parsed.items, now)
+        _file_and_match(session, rt, config, source, feed, outcome, now)
+    log.info(
+        "websub push taken in",
+        feed_id=feed_id,
+        items=len(parsed.items),
+        new_items=len(outcome.new_items),
+        matches=len(outcome.matches),
+    )
     return outcome
 
 

@@ -24,6 +24,7 @@ from worker.models import (
     MatchRow,
     MissedItem,
     OpsEvent,
+    PushSubscription,
     Triage,
 )
 from worker.outbox.transitions import CLAIMABLE
@@ -49,10 +50,16 @@ class FeedRow:
     poll_interval_s: int | None = None
     window_overflows: int = 0
     last_overflow_at: datetime | None = None
+    push: str = "none"  # WebSub: none, pending, live, failed, unsubscribing
+    push_error: str | None = None
 
 
 def feeds(session: Session) -> dict[str, FeedRow]:
     counts = dict(session.execute(select(Item.feed_id, func.count()).group_by(Item.feed_id)).all())
+    pushes = {
+        row.feed_id: (row.state, row.last_error)
+        for row in session.scalars(select(PushSubscription))
+    }
     return {
         f.id: FeedRow(
             id=f.id,
@@ -67,6 +74,8 @@ def feeds(session: Session) -> dict[str, FeedRow]:
             poll_interval_s=f.poll_interval_s,
             window_overflows=f.window_overflows or 0,
             last_overflow_at=f.last_overflow_at,
+            push=pushes.get(f.id, ("none", None))[0],
+            push_error=pushes.get(f.id, ("none", None))[1],
         )
         for f in session.scalars(select(Feed).order_by(Feed.id))
     }
@@ -101,6 +110,8 @@ def feed_health(sources: Sequence[FeedSource], rows: dict[str, FeedRow]) -> list
                 or round(source.interval.total_seconds()),
                 "window_overflows": feed.window_overflows if feed else 0,
                 "last_overflow": _iso(feed.last_overflow_at) if feed else None,
+                "push": feed.push if feed else "none",
+                "push_error": feed.push_error if feed else None,
             }
         )
     return table

@@ -19,6 +19,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": settings.sweep_interval,
             "options": {"queue": "deliver", "expires": settings.sweep_interval * 4},
         },
+        "websub-subscriptions": {  # subscribe, renew, lapse, unsubscribe (worker/websub/)
+            "task": "watchfloor.websub_maintain",
+            "schedule": 30.0,
+            "options": {"queue": "poll", "expires": 120},
+        },
         "prune-old-items": {
             "task": "watchfloor.prune",
             "schedule": 6 * 3600.0,

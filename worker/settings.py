@@ -55,6 +55,13 @@ def _duration(text: str) -> timedelta:
     return value
 
 
+def _safety_net(text: str) -> timedelta:
+    value = _duration(text)
+    if value > timedelta(hours=1):
+        raise ValueError(f"the safety net polls at least hourly: at most 1h, not {text!r}")
+    return value
+
+
 def _days(text: str) -> timedelta:
     return timedelta(seconds=_seconds(text) * 86400)
 
@@ -267,6 +274,21 @@ OPTIONS: tuple[Option, ...] = (
         "unset (`http://` + the bind address)",
     ),
     Option(
+        "WATCHFLOOR_PUSH_POLL_INTERVAL",
+        "push_poll_interval",
+        "1h",
+        _safety_net,
+        "WebSub: how often a feed a hub pushes is still polled, as a safety net (at most 1h)."
+        " Hubs are asked only when `WATCHFLOOR_PUBLIC_URL` is set: they call it back",
+    ),
+    Option(
+        "WATCHFLOOR_PUSH_LEASE",
+        "push_lease",
+        "7d",
+        _duration,
+        "WebSub: the lease asked of a hub; a subscription is renewed when 80% of it has run",
+    ),
+    Option(
         "WATCHFLOOR_SECRET_KEY",
         "secret_key",
         "",
@@ -289,7 +311,7 @@ OPTIONS: tuple[Option, ...] = (
         lambda text: _level(text) if text.strip() else None,
         "log level. At `INFO` the service logs alerts, new items, feed and delivery errors and "
         "state changes; Celery's per-task lines and polls that found nothing new show at `DEBUG`",
-        "`INFO` for `run`, `WARNING` for one-shot commands",
+        "`INFO` for `run` and `web`, `WARNING` for one-shot commands",
     ),
 )
 
@@ -315,6 +337,8 @@ class Settings:
     metrics_port: int | None
     web_bind: str
     public_url: str
+    push_poll_interval: timedelta
+    push_lease: timedelta
     secret_key: str
     log_format: str
     log_level: str | None  # None: the command's own default

@@ -152,6 +152,14 @@ def sweep() -> int:
     return len(ids) + len(digests)
 
 
+@app.task(name="watchfloor.websub_maintain")
+def websub_maintain() -> list[str]:
+    """Keep WebSub subscriptions (only where WATCHFLOOR_PUBLIC_URL lets hubs call back)."""
+    from worker.websub.subscriptions import maintain
+
+    return [f"{step.action}:{step.feed_id}" for step in maintain(runtime(), utcnow())]
+
+
 @app.task(name="watchfloor.prune")
 def prune() -> int:
     rt = runtime()

@@ -18,15 +18,16 @@ class Page:
 
 
 class Site:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.pages: dict[str, Page] = {}
         self.log: list[tuple[str, float]] = []  # (path, time.monotonic() on arrival)
         self.lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer((host, 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}{path}"
 
     def put(self, path: str, body: str | bytes, **kw: object) -> None:
         data = body.encode() if isinstance(body, str) else body

@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from tests.helpers.configdir import write_config
-from tests.helpers.processes import REPO, Service, wait_until
+from tests.helpers.processes import REPO, Service, free_port, wait_until
 
 DOCKERFILE = REPO / "Dockerfile"
 APP_SERVICES = ("worker-poll", "worker-deliver", "beat")
@@ -201,12 +200,6 @@ def interpolate(value: str, variables: dict[str, str]) -> str:
 def env_file() -> dict[str, str]:
     lines = (REPO / ".env.example").read_text().splitlines()
     return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

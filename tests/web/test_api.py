@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from feeds.sources import FeedSource
 from feeds.types import FeedItem
 from tests.conftest import REPO
 from tests.helpers.configdir import write_config
-from tests.helpers.processes import service_env, wait_until, watchfloor
+from tests.helpers.processes import free_port, service_env, wait_until, watchfloor
 from worker.db import make_engine, session_factory, upgrade
 from worker.outbox import store as outbox
 from worker.store import feeds, items
@@ -60,12 +59,6 @@ TITLES = [
     ("sanctions", "EU widens sanctions on shipping firms", "en"),
 ]
 PASSWORD = "correct horse battery staple"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _seed(db_url: str) -> tuple[str, list[int]]:
@@ -105,7 +98,7 @@ def server(tmp_path: Path, db_url: str) -> Iterator[tuple[str, str, list[int]]]:
     token, match_ids = _seed(db_url)
     config_dir = write_config(tmp_path / "config", watchlists=WATCHLISTS)
     env = service_env(tmp_path, config_dir, db_url, "memory://")
-    bind = f"127.0.0.1:{_free_port()}"
+    bind = f"127.0.0.1:{free_port()}"
     with watchfloor(env, tmp_path / "web.log", "web", "--bind", bind) as web:
         base = f"http://{bind}"
         assert wait_until(lambda: _answers(base), 60), web.log()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from tests.helpers.feedserver import FeedEntry, FeedServer
 from tests.helpers.processes import (
     REPO,
     Service,
+    free_port,
     service_env,
     tracebacks,
     wait_until,
@@ -108,12 +108,6 @@ class Stack:
     feeds: FeedServer
     service: Service
     db: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _scalar(db: Path, sql: str, **params: object) -> int:
@@ -201,7 +195,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             feeds=[{"id": name, "url": feeds.url(name), "interval": "1s"} for name in FEEDS],
             watchlists=WATCHLISTS,
         )
-        port = _free_port()
+        port = free_port()
         env = _env(tmp, config_dir, port)
         _add_users(env)
         _declare_broker_queues(env)

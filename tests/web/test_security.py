@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import uuid
@@ -33,7 +32,14 @@ from feeds.sources import FeedSource
 from feeds.types import FeedItem
 from tests.conftest import pg_schema, sqlite_url
 from tests.helpers.configdir import write_config
-from tests.helpers.processes import REPO, Service, service_env, wait_until, watchfloor
+from tests.helpers.processes import (
+    REPO,
+    Service,
+    free_port,
+    service_env,
+    wait_until,
+    watchfloor,
+)
 from worker.db import make_engine, session_factory, upgrade
 from worker.models import ApiToken, MissedItem, TriageEvent, User, utcnow
 from worker.outbox import store as outbox
@@ -179,13 +185,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         yield url
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _healthy(url: str) -> bool:
     try:
         return httpx.get(f"{url}/healthz", timeout=5).status_code == 200
@@ -196,7 +195,7 @@ def _healthy(url: str) -> bool:
 def _serve(tmp: Path, database_url: str, **extra: str) -> tuple[Service, str, dict[str, str]]:
     config_dir = write_config(tmp / "config", feeds=[FEED])
     env = service_env(tmp, config_dir, database_url, None, **extra)
-    port = _free_port()
+    port = free_port()
     server = watchfloor(env, tmp / "web.log", "web", "--bind", f"127.0.0.1:{port}")
     Service.started.remove(server)  # the module's server: its fixture stops it, not each test
     return server, f"http://127.0.0.1:{port}", env
@@ -295,7 +294,15 @@ def throttled_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cons
 
 # --- no session, no access --------------------------------------------------------------------
 
-PUBLIC = {"static": 200, "auth.healthz": 200, "auth.login": 200, "auth.login_post": 401}
+PUBLIC = {
+    "static": 200,
+    "auth.healthz": 200,
+    "auth.login": 200,
+    "auth.login_post": 401,
+    # the WebSub callback: a hub has no login; an unknown token reads nothing (410: go away)
+    "websub.verify": 404,
+    "websub.push": 410,
+}
 
 
 def _routes(console: Console) -> list[tuple[str, str, str]]:
@@ -309,7 +316,12 @@ def _routes(console: Console) -> list[tuple[str, str, str]]:
         app = create_app(rt)
     finally:
         rt.engine.dispose()
-    values = {**console.ids, "watchlist_id": WATCHLIST, "filename": "style.css"}
+    values = {
+        **console.ids,
+        "watchlist_id": WATCHLIST,
+        "filename": "style.css",
+        "token": "no-such-subscription",
+    }
     adapter = app.url_map.bind("127.0.0.1")
     routes = []
     for rule in app.url_map.iter_rules():

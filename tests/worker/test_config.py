@@ -153,3 +153,11 @@ def test_the_example_page_sources_are_valid_config(tmp_path: Path) -> None:
     (tmp_path / "config" / "watchlists.yaml").write_text("watchlists: []\n")
     config = load_config(tmp_path / "config")
     assert {f.type for f in config.feeds} == {"page"} and all(f.select for f in config.feeds)
+    feeds = REPO / "config" / "examples" / "official-feeds.yaml"
+    shutil.copy(feeds, tmp_path / "config" / "feeds.yaml")
+    config = load_config(tmp_path / "config")
+    assert {f.type for f in config.feeds} == {"rss"}
+    assert {"kremlin-en", "mid-en", "un-press", "iaea-press", "mofa-japan", "mod-japan"} <= {
+        f.id for f in config.feeds
+    }
+    assert all("official" in f.tags for f in config.feeds)

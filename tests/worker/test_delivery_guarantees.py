@@ -16,7 +16,7 @@ from standardwebhooks.webhooks import Webhook
 from tests.conftest import REPO
 from tests.helpers.feedserver import FeedEntry, FeedServer
 from tests.helpers.http import Reply, WebhookReceiver
-from tests.helpers.processes import celery_worker, wait_until
+from tests.helpers.processes import celery_worker, free_port, wait_until
 from tests.worker.guarantees import HIT, SECRET, channel_state, deliveries, hook_stack_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -142,12 +142,6 @@ DISTINCT = [  # four more stories: each its own alert, none a copy of another
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _private_redis(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [
@@ -181,7 +175,7 @@ def _ping(client: redis.Redis) -> bool:
 def test_redis_restart_without_persistence_loses_nothing(
     tmp_path: Path, engine, db_url: str, feeds: FeedServer
 ) -> None:
-    port = _free_port()
+    port = free_port()
     feeds.publish("wire", *(FeedEntry(f"g{i}", *story) for i, story in enumerate(DISTINCT, 2)))
     broker = f"redis://127.0.0.1:{port}/0"
     server = _private_redis(tmp_path, port)

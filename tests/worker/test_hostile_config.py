@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -179,6 +180,26 @@ HOSTILE_EDITS = {
         "Seoul condemns North Korea's dawn ballistic missile launch from Sunan airfield",
     ),
 }
+
+
+def test_a_process_that_slept_through_a_valid_edit_takes_the_newer_last_good_one(
+    config_dir: Path, tmp_path: Path
+) -> None:
+    """Two pool children on one config: A sees a valid edit, B sees only the broken edit
+    after it. B runs on A's newer last good config, not on its own older one."""
+    snapshot = tmp_path / "var" / "last-good-config.json"
+    a, b = (ConfigCache(config_dir, snapshot=snapshot) for _ in range(2))
+    first = b.current()
+    time.sleep(0.05)  # a later mtime than B's load, on any filesystem's clock
+    channels = config_dir / "channels.yaml"
+    channels.write_text(
+        "channels:\n  - id: console\n    type: log\n  - id: second\n    type: log\n"
+    )
+    assert set(a.current().channels) == {"console", "second"}  # A saves it as last good
+    channels.write_text("chanels: []\n")
+    assert set(first.channels) == {"console"}
+    assert set(b.current().channels) == {"console", "second"}
+    assert set(a.current().channels) == {"console", "second"}
 
 
 @pytest.mark.e2e

@@ -240,3 +240,65 @@ def test_a_json_api_source_alerts_like_a_feed(
     broken = pipeline.poll_feed(rt, "mfa-api")
     assert broken.status == "error" and broken.error.startswith("SelectorError")
     rt.engine.dispose()
+
+
+def test_hostile_pages_are_refused_or_capped_and_nothing_crashes(
+    rt: Runtime, site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With private addresses refused, as in production. The test site's 127.0.0.1 stands
+    for a public host (the guard is told so, and only of that one address); every other
+    loopback, private or link-local address and every non-http scheme stays refused, on
+    the first hop, after a redirect and for a followed article alike."""
+    import ipaddress
+
+    from common import guard
+
+    real = guard.blocked_reason
+    site_ip = ipaddress.ip_address("127.0.0.1")
+    monkeypatch.setattr(guard, "blocked_reason", lambda ip: None if ip == site_ip else real(ip))
+    rt.settings = replace(rt.settings, allow_private_urls=False)
+    with Site("127.0.0.2") as private:  # a service on the host that no feed may reach
+        private.put("/x", list_page([("/news/1", "Private page", today())]))
+        private.put("/news/1", article("Private", "North Korea fires ICBM from Pyongyang."))
+        _hostile_pages(rt, site, private)
+        assert private.requests() == []
+
+
+def _hostile_pages(rt: Runtime, site: Site, private: Site) -> None:
+
+    def poll() -> pipeline.PollOutcome:
+        return pipeline.poll_feed(rt, "mou-press", now=datetime.now(UTC) + timedelta(hours=1))
+
+    site.put("/releases", b"<html><body>" + b"<p>x</p>" * (50 * 1024 * 1024 // 8))  # 50 MB
+    outcome = poll()
+    assert outcome.status == "error" and "larger than the 10,485,760-byte cap" in outcome.error
+    # a redirect to another loopback address (a private service on the host)
+    site.put("/releases", "", status=302, headers=(("Location", private.url("/x")),))
+    outcome = poll()
+    assert outcome.status == "error" and "BlockedURLError" in outcome.error
+    assert "loopback" in outcome.error
+    for target in ("http://169.254.169.254/latest/meta-data/", "file:///etc/passwd"):
+        site.put("/releases", "", status=302, headers=(("Location", target),))
+        outcome = poll()
+        assert outcome.status == "error" and "BlockedURLError" in outcome.error
+    deep = "<div>" * 200_000 + list_page([("/news/1", "Deep", today())])
+    site.put("/releases", deep)
+    assert poll().status in ("ok", "error")  # read or refused, in bounded time
+    # follow links to private addresses and other schemes: refused, the items kept
+    rows = [
+        ("file:///etc/passwd", "File", today()),
+        ("http://10.0.0.1/article", "Private", today()),
+        (private.url("/news/1"), "Loopback", today()),
+        ("/news/ok", "North Korea fires ICBM from Pyongyang", today()),
+    ]
+    site.put("/news/ok", article("Fine", "An ordinary article."))
+    site.put("/releases", list_page(rows))
+    outcome = poll()
+    assert outcome.status == "ok", outcome.error
+    titles = sorted(item.title for _, item in outcome.new_items)
+    assert titles == sorted(["Private", "Loopback", "North Korea fires ICBM from Pyongyang"])
+    assert [path for path, _ in site.requests("/news/")] == ["/news/ok"]
+    assert len(outcome.matches) == 1
+    with rt.sessions() as s:
+        feed = s.get(Feed, "mou-press")
+        assert feed is not None and feed.error_count == 0

@@ -28,10 +28,10 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(json.dumps(r, ensure_ascii=False) for r in table))
         return 0
     header = (
-        "id", "status", "last success", "errors", "items", "interval", "overflows", "next poll",
-        "last error",
+        "id", "status", "last success", "errors", "items", "interval", "overflows", "push",
+        "next poll", "last error",
     )  # fmt: skip
-    widths = (24, 8, 17, 6, 6, 8, 9, 17, 0)
+    widths = (24, 8, 17, 6, 6, 8, 9, 7, 17, 0)
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
     for r in table:
         cells = (
@@ -42,8 +42,9 @@ def run(args: argparse.Namespace) -> int:
             str(r["items"]),
             format_duration(r["interval_s"]),
             str(r["window_overflows"]),
+            r["push"],
             _when(r["next_poll"]),
-            (r["last_error"] or "")[:80],
+            (r["last_error"] or r["push_error"] or "")[:80],
         )
         print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
     return 0

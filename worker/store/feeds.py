@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from feeds.sources import FeedSource
+from feeds.websub import HubLink
 from worker.models import Feed
 from worker.store import ERROR_MAX, insert_ignore
 
@@ -47,6 +48,8 @@ class PollRecord:
     disable: bool = False
     interval: timedelta | None = None  # the interval chosen (None: keep the stored one)
     overflowed: bool = False  # items may have fallen off the feed's window
+    hub_checked: bool = False  # a full body was read: ``hub`` is what it names (or None)
+    hub: HubLink | None = None
 
 
 def sync(session: Session, sources: Iterable[FeedSource], now: datetime) -> None:
@@ -119,6 +122,9 @@ def record_poll(session: Session, feed_id: str, record: PollRecord, now: datetim
     feed.last_polled_at, feed.next_poll_at = now, record.next_poll_at
     if record.interval is not None:
         feed.poll_interval_s = round(record.interval.total_seconds())
+    if record.hub_checked:
+        feed.hub_url = record.hub.hub if record.hub else None
+        feed.topic_url = record.hub.topic if record.hub else None
     if record.overflowed:
         feed.window_overflows = (feed.window_overflows or 0) + 1
         feed.last_overflow_at = now
@@ -137,3 +143,11 @@ def in_error(session: Session) -> int:
     """Feeds whose last poll failed (not the disabled ones): a gauge for the metrics."""
     failing = (Feed.error_count > 0) & Feed.disabled_reason.is_(None)
     return session.scalar(select(func.count()).select_from(Feed).where(failing)) or 0
+
+
+def hubs(session: Session) -> dict[str, HubLink]:
+    """The WebSub hub each feed's last full fetch named."""
+    rows = session.execute(
+        select(Feed.id, Feed.hub_url, Feed.topic_url).where(Feed.hub_url.is_not(None))
+    )
+    return {feed_id: HubLink(hub, topic or "") for feed_id, hub, topic in rows if hub}
