@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from alerts.channels.base import Channel, ChannelConfig, ChannelType
+from alerts.channels.chat import AppriseChannel, AppriseConfig
 from alerts.channels.email import EmailChannel, EmailConfig
 from alerts.channels.log import LogChannel, LogConfig
 from alerts.channels.webhook import WebhookChannel, WebhookConfig
@@ -15,9 +16,12 @@ CHANNEL_TYPES: dict[str, ChannelType] = {
     "email": EmailChannel,
     "webhook": WebhookChannel,
     "log": LogChannel,
+    "apprise": AppriseChannel,
 }
 
-AnyChannelConfig = Annotated[EmailConfig | WebhookConfig | LogConfig, Field(discriminator="type")]
+AnyChannelConfig = Annotated[
+    EmailConfig | WebhookConfig | LogConfig | AppriseConfig, Field(discriminator="type")
+]
 
 
 def build_channel(config: ChannelConfig, *, allow_private: bool = False) -> Channel:

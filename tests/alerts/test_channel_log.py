@@ -59,7 +59,14 @@ def test_rendered_output_is_one_line() -> None:
 
 
 def test_registry_maps_types_to_channels() -> None:
-    assert {"email": EmailChannel, "webhook": WebhookChannel, "log": LogChannel} == CHANNEL_TYPES
+    from alerts.channels.chat import AppriseChannel
+
+    assert {
+        "email": EmailChannel,
+        "webhook": WebhookChannel,
+        "log": LogChannel,
+        "apprise": AppriseChannel,
+    } == CHANNEL_TYPES
 
 
 def test_union_validates_each_type_and_builds_it() -> None:

@@ -22,14 +22,27 @@ WATCHLIST = {
 }
 
 
+def channel_entry(kind: str, hook_url: str) -> dict[str, str]:
+    """The channel ``hook`` to the receiver: a signed webhook, or Apprise's json://."""
+    if kind == "apprise":
+        return {"id": "hook", "type": "apprise", "url": hook_url.replace("http://", "json://", 1)}
+    return {"id": "hook", "type": "webhook", "url": hook_url, "secret": SECRET}
+
+
 def hook_stack_env(
-    tmp_path: Path, feed_url: str, hook_url: str, db_url: str, redis_url: str, **extra: str
+    tmp_path: Path,
+    feed_url: str,
+    hook_url: str,
+    db_url: str,
+    redis_url: str,
+    channel: str = "webhook",
+    **extra: str,
 ) -> dict[str, str]:
     config_dir = write_config(
         tmp_path / "config",
         feeds=[{"id": "wire", "url": feed_url, "interval": "1s"}],
         watchlists={"watchlists": [WATCHLIST]},
-        channels=[{"id": "hook", "type": "webhook", "url": hook_url, "secret": SECRET}],
+        channels=[channel_entry(channel, hook_url)],
     )
     return service_env(tmp_path, config_dir, db_url, redis_url, **extra)
 

@@ -101,7 +101,7 @@ def test_every_problem_is_reported_in_one_run_in_file_order(problems: list[str])
         "channels.yaml:8: channels[1].secret: environment variable WF_TEST_UNSET_SECRET is not "
         "set (write ${WF_TEST_UNSET_SECRET:-default} for one)",
         "channels.yaml:10: channels[2].type: unknown type 'emial' (did you mean 'email'?); "
-        "known types: email, webhook, log",
+        "known types: email, webhook, log, apprise",
         "channels.yaml:11: channels[3].from: missing required key 'from'",
         "channels.yaml:13: channels[3].to: must be a list (e.g. [a, b]), not 'desk@example.org'",
         "channels.yaml:14: channels[3].smtp.prot: unknown key 'prot' (did you mean 'port'?); "

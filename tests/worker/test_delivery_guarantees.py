@@ -13,6 +13,7 @@ import pytest
 import redis
 from standardwebhooks.webhooks import Webhook
 
+from alerts.channels.chat import ID_HEADER
 from tests.conftest import REPO
 from tests.helpers.feedserver import FeedEntry, FeedServer
 from tests.helpers.http import Reply, WebhookReceiver
@@ -22,8 +23,12 @@ from tests.worker.guarantees import HIT, SECRET, channel_state, deliveries, hook
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 
+CHANNELS = pytest.mark.parametrize("channel", ["webhook", "apprise"])
+
+
 def ids(hook: WebhookReceiver) -> set[str]:
-    return {r.headers["webhook-id"] for r in hook.requests}
+    """The delivery id each request carried: Standard Webhooks' header, or ours on Apprise."""
+    return {r.headers.get("webhook-id") or r.headers[ID_HEADER.lower()] for r in hook.requests}
 
 
 @pytest.fixture
@@ -33,8 +38,9 @@ def feeds():
         yield server
 
 
+@CHANNELS
 def test_500_three_times_then_200_one_success_same_id_backoff(
-    tmp_path: Path, engine, db_url: str, redis_url: str, feeds: FeedServer
+    tmp_path: Path, engine, db_url: str, redis_url: str, feeds: FeedServer, channel: str
 ) -> None:
     with WebhookReceiver() as hook:
         hook.fail_times(3)
@@ -44,6 +50,7 @@ def test_500_three_times_then_200_one_success_same_id_backoff(
             hook.url,
             db_url,
             redis_url,
+            channel,
             WATCHFLOOR_RETRY_SCHEDULE="1s,2s,3s,30s",
         )
         with celery_worker(env, tmp_path / "w.log") as worker:
@@ -58,11 +65,15 @@ def test_500_three_times_then_200_one_success_same_id_backoff(
             gaps
         )
         for request in hook.requests:
-            Webhook(SECRET).verify(request.body, request.headers)
+            if channel == "webhook":
+                Webhook(SECRET).verify(request.body, request.headers)
+            else:
+                assert json.loads(request.body)["title"] == "\\[HIGH\\] Missile tests"
 
 
+@CHANNELS
 def test_receiver_down_then_up_alert_arrives(
-    tmp_path: Path, engine, db_url: str, redis_url: str, feeds: FeedServer
+    tmp_path: Path, engine, db_url: str, redis_url: str, feeds: FeedServer, channel: str
 ) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -74,6 +85,7 @@ def test_receiver_down_then_up_alert_arrives(
         url,
         db_url,
         redis_url,
+        channel,
         WATCHFLOOR_RETRY_SCHEDULE="1s" + ",1s" * 30,
     )
     with celery_worker(env, tmp_path / "w.log") as worker:
@@ -82,14 +94,16 @@ def test_receiver_down_then_up_alert_arrives(
             90,
         ), worker.log()
         [row] = deliveries(db_url)
-        assert row["status"] == "failed" and "refused" in str(row["last_error"]).lower()
+        refused = "refused" if channel == "webhook" else "connection error"
+        assert row["status"] == "failed" and refused in str(row["last_error"]).lower()
         with WebhookReceiver(port=port) as hook:
             assert wait_until(lambda: [d["status"] for d in deliveries(db_url)] == ["sent"], 90)
             assert len(hook.requests) == 1 and ids(hook) == {row["id"]}
 
 
+@CHANNELS
 def test_worker_killed_mid_delivery_redelivers_with_same_id(
-    tmp_path: Path, engine, db_url: str, redis_url: str, feeds: FeedServer
+    tmp_path: Path, engine, db_url: str, redis_url: str, feeds: FeedServer, channel: str
 ) -> None:
     with WebhookReceiver() as hook:
         hook.script(Reply(hang=True))  # the first attempt never gets an answer
@@ -99,6 +113,7 @@ def test_worker_killed_mid_delivery_redelivers_with_same_id(
             hook.url,
             db_url,
             redis_url,
+            channel,
             WATCHFLOOR_DELIVERY_LEASE="4",
             WATCHFLOOR_REQUEUE_AFTER="2",
             WATCHFLOOR_VISIBILITY_TIMEOUT="5",
