@@ -23,6 +23,7 @@ from operator import itemgetter
 
 import daachorse
 
+from alerts.morphology import russian_forms
 from alerts.query import (
     Alias,
     And,
@@ -83,6 +84,7 @@ class _Compiled:
     exclude: Node | None
     feeds: frozenset[str]
     tags: frozenset[str]
+    languages: frozenset[str] = frozenset()
     _evaluate: _Evaluator | None = None
 
     def hits(self, item: _Item) -> list[_Hit] | None:
@@ -95,7 +97,9 @@ class _Compiled:
             self._evaluate = _list_evaluator(self.query, self.exclude)
         return self._evaluate(item)
 
-    def allows(self, feed_id: str | None, tags: frozenset[str]) -> bool:
+    def allows(self, feed_id: str | None, tags: frozenset[str], language: str | None) -> bool:
+        if self.languages and language is not None and language not in self.languages:
+            return False
         if not self.feeds and not self.tags:
             return True
         return feed_id in self.feeds or not self.tags.isdisjoint(tags)
@@ -188,7 +192,7 @@ def _compile_one(
         return None
     feeds = frozenset(s for s in watchlist.sources if not s.startswith("tag:"))
     tags = frozenset(s[4:] for s in watchlist.sources if s.startswith("tag:"))
-    return _Compiled(watchlist, query, exclude, feeds, tags)
+    return _Compiled(watchlist, query, exclude, feeds, tags, frozenset(watchlist.languages))
 
 
 def _parse(
@@ -199,7 +203,8 @@ def _parse(
     errors: list[WatchListError],
 ) -> Node | None:
     try:
-        node = parse_query(text, aliases)
+        forms = russian_forms if watchlist.russian_forms else None
+        node = parse_query(text, aliases, forms)
         if field_name == "query":
             require_positive(node)
     except QueryError as exc:
@@ -234,8 +239,10 @@ class Matcher:
         *,
         feed_id: str | None = None,
         feed_tags: Iterable[str] = (),
+        language: str | None = None,
     ) -> list[Match]:
-        """Matches of the enabled watch-lists whose sources allow this feed, in config order."""
+        """Matches of the enabled watch-lists whose sources allow this feed and whose
+        ``languages`` allow this item's (None: unknown, allowed), in config order."""
         item = self._scan({"title": title, "summary": summary})
         candidates = self._candidates(item)
         if not candidates:  # most items
@@ -244,7 +251,7 @@ class Matcher:
         matches = (
             _match_one(self._lists[i], item)
             for i in candidates
-            if self._lists[i].allows(feed_id, tags)
+            if self._lists[i].allows(feed_id, tags, language)
         )
         return [match for match in matches if match is not None]
 

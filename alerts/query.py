@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -119,9 +119,17 @@ class _Token(NamedTuple):  # a tuple: cheaper to build than a frozen dataclass
     value: int = 0  # NEAR distance
 
 
-def parse_query(text: str, aliases: Mapping[str, Sequence[str]]) -> Node:
-    """Parse a query; ``@name`` refers to ``aliases`` (names compared case-insensitively)."""
-    return _Parser(_tokenize(text), {k.lower(): v for k, v in aliases.items()}).parse()
+Forms = Callable[[str], Sequence[str]]  # a term's spelling variants, itself first
+
+
+def parse_query(
+    text: str, aliases: Mapping[str, Sequence[str]], forms: Forms | None = None
+) -> Node:
+    """Parse a query; ``@name`` refers to ``aliases`` (names compared case-insensitively).
+    With ``forms`` (e.g. alerts.morphology.russian_forms), every term and alias member
+    also matches its other forms: a term becomes an OR of them, an alias gains them."""
+    aliases = {k.lower(): v for k, v in aliases.items()}
+    return _Parser(_tokenize(text), aliases, forms).parse()
 
 
 def terms(node: Node | None, negated: bool = False) -> Iterator[tuple[Term, bool]]:
@@ -244,11 +252,30 @@ def _word_token(word: str, column: int) -> _Token:
 
 
 class _Parser:
-    def __init__(self, tokens: list[_Token], aliases: Mapping[str, Sequence[str]]) -> None:
+    def __init__(
+        self, tokens: list[_Token], aliases: Mapping[str, Sequence[str]], forms: Forms | None
+    ) -> None:
         self._tokens = tokens
         self._pos = 0
         self._aliases = aliases
+        self._forms = forms
         self._depth = 0
+
+    def _variants(self, term: Term, what: str) -> list[Term]:
+        """The term and, with ``forms``, a term per other form (the same column)."""
+        if self._forms is None or term.wildcard:
+            return [term]
+        variants, seen = [term], {term.folded}
+        for form in self._forms(term.text.strip())[1:]:
+            variant = term_from_text(form, term.column, what)
+            if variant.folded not in seen:
+                seen.add(variant.folded)
+                variants.append(variant)
+        return variants
+
+    def _term(self, text: str, column: int, what: str = "term") -> Node:
+        variants = self._variants(term_from_text(text, column, what), what)
+        return variants[0] if len(variants) == 1 else Or(tuple(variants))
 
     def _nest(self, token: _Token) -> None:
         """One level deeper, refused past ``MAX_DEPTH`` (each ``_nest`` pairs with a
@@ -321,11 +348,11 @@ class _Parser:
         if token.kind == "field":
             return self._field(token)
         if token.kind == "word":
-            return term_from_text(token.text, token.column)
+            return self._term(token.text, token.column)
         if token.kind == "phrase":
             if not token.text.strip():
                 raise QueryError("empty phrase", token.column)
-            return term_from_text(token.text, token.column + 1, "phrase")
+            return self._term(token.text, token.column + 1, "phrase")
         if token.kind == "alias":
             return self._alias(token)
         self._dangling(token, after)
@@ -371,7 +398,8 @@ class _Parser:
         terms: list[Term] = []
         for member in members:
             try:
-                terms.append(term_from_text(member, token.column, "alias member"))
+                term = term_from_text(member, token.column, "alias member")
+                terms += self._variants(term, "alias member")
             except QueryError as exc:
                 raise QueryError(f"alias @{token.text}: {exc.message}", token.column) from None
         return Alias(token.text.lower(), tuple(terms), token.column)

@@ -148,6 +148,7 @@ def alert_context(alert: Alert) -> dict[str, object]:
         "title": clean_line(alert.item.title, 500),
         "url": safe_url(alert.item.url),
         "feed_id": clean_line(alert.item.feed_id, 100),
+        "language": clean_line(alert.item.language or "", 8),
         "published": as_utc(published).strftime("%Y-%m-%d %H:%M UTC") if published else "",
         "segments": highlight(alert),
         "terms": terms(alert),
@@ -248,6 +249,7 @@ def webhook_payload(alert: Alert) -> dict[str, Any]:
             "feed_id": item.feed_id,
             "published_at": iso_z(item.published_at),
             "summary": item.summary,
+            "language": item.language,
         },
         "snippet": alert.snippet,
         "matches": [_match(hit) for hit in alert.hits[:MATCHES_MAX]],
@@ -280,7 +282,9 @@ def _slack_snippet(alert: Alert) -> str:
 
 
 def _slack_context(alert: Alert) -> str:
-    parts = [f"feed {clean_line(alert.item.feed_id, 100)}", "matched " + ", ".join(terms(alert))]
+    language = f" ({clean_line(alert.item.language, 8)})" if alert.item.language else ""
+    feed = f"feed {clean_line(alert.item.feed_id, 100)}{language}"
+    parts = [feed, "matched " + ", ".join(terms(alert))]
     if others := also_reported_by(alert):
         also = ", ".join(clean_line(s, 100) for s in others[:10])
         parts.append(f"also reported by {also}")
@@ -319,6 +323,7 @@ def log_fields(alert: Alert) -> dict[str, str]:
         "watchlist": clean_line(alert.watchlist.id, 100),
         "severity": clean_line(alert.watchlist.severity, 20),
         "feed": clean_line(alert.item.feed_id, 100),
+        "language": clean_line(alert.item.language or "", 8),
         "title": clean_line(alert.item.title),
         "url": clean_line(alert.item.url, URL_MAX),
         "terms": ",".join(terms(alert)),

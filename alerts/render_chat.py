@@ -75,7 +75,10 @@ def chat_body(alert: Alert, markup: Markup) -> str:
     lines = [_link(alert, markup)]
     if alert.update:
         lines.append(_text(alert.update, markup, 200))
-    lines.append(f"{_text('Sources', markup)}: {_text(', '.join(sources[:10]), markup)}")
+    named = ", ".join(sources[:10])
+    if alert.item.language:
+        named = f"{alert.item.feed_id} ({alert.item.language}){named[len(alert.item.feed_id) :]}"
+    lines.append(f"{_text('Sources', markup)}: {_text(named, markup)}")
     lines.append(f"{_text('Matched', markup)}: {_text(', '.join(terms(alert)), markup)}")
     snippet = "".join(
         _bold(_text(part, markup, 1000), markup) if hit else _text(part, markup, 1000)

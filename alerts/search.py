@@ -46,7 +46,8 @@ def index_text(title: str, summary: str) -> str:
 
 def language(title: str, summary: str) -> str:
     """``ko``, ``ru`` or ``en`` by the script most of the letters are in (Hangul, Cyrillic,
-    else Latin): enough to filter the desk's three languages; a stand-in for a detector."""
+    else Latin). Migration 0004 filled ``items.language`` of stored items with it, and
+    bench/console.py's synthetic items use it; new items get feeds/language.py's detector."""
     text = f"{title} {summary}"[:2000]
     hangul = sum(1 for c in text if is_hangul(c))
     cyrillic = sum(1 for c in text if "\u0400" <= c <= "\u04ff")

@@ -47,6 +47,7 @@ class AlertItem:
     feed_id: str
     published_at: datetime | None
     summary: str
+    language: str | None = None  # ISO 639-1 (feeds/language.py); None when it was unsure
 
 
 @dataclass(frozen=True, slots=True)

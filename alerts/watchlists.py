@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -26,6 +26,12 @@ class WatchList(BaseModel):
     severity: Severity = "medium"
     channels: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()  # feed ids, or "tag:NAME"
+    # ISO 639-1 codes (en, ko, ru): only items detected in one of them alert; an item whose
+    # language could not be told passes (feeds/language.py), so no alert is lost to a doubt
+    languages: tuple[Annotated[str, Field(pattern=r"^[a-z]{2,3}$")], ...] = ()
+    # every Cyrillic term and alias member also matches its inflected forms (all cases,
+    # both numbers: alerts/morphology.py), so "ракета" needs no "ракет*"
+    russian_forms: bool = False
     enabled: bool = True
     # a short update alert when an alerted story gains an official source (a feed tagged
     # "official") and, with update_at_sources, when it reaches that many sources

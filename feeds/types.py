@@ -23,6 +23,13 @@ class FeedItem:
     author: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
 
+    @property
+    def language(self) -> str | None:
+        """ISO 639-1 code of its title and summary (feeds/language.py), None when unsure."""
+        from feeds.language import detect_language
+
+        return detect_language(self.title, self.summary)
+
 
 @dataclass(frozen=True, slots=True)
 class ParsedFeed:

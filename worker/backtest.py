@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from alerts.match import Matcher, compile_matcher
 from alerts.watchlists import WatchList
+from feeds.language import detect_language
 from worker import read
 from worker.config import Config
 from worker.read import AlertVerdict, MissedFlag, StoredItem
@@ -38,7 +39,11 @@ def fired(
     out: Fired = defaultdict(dict)
     for item in items:
         for match in matcher.match(
-            item.title, item.summary, feed_id=item.feed_id, feed_tags=tags.get(item.feed_id, ())
+            item.title,
+            item.summary,
+            feed_id=item.feed_id,
+            feed_tags=tags.get(item.feed_id, ()),
+            language=detect_language(item.title, item.summary),
         ):
             out[match.watchlist_id][item.id] = item.title
     return out
@@ -138,7 +143,10 @@ def score(
     found: dict[str, tuple[list[str], ...]] = {w: ([], [], [], []) for w in watchlist_ids}
     for item in items:
         feed_tags = tags.get(item.feed, ()) if item.feed else ()
-        matches = matcher.match(item.title, item.summary, feed_id=item.feed, feed_tags=feed_tags)
+        language = detect_language(item.title, item.summary)
+        matches = matcher.match(
+            item.title, item.summary, feed_id=item.feed, feed_tags=feed_tags, language=language
+        )
         fired_on = {m.watchlist_id for m in matches}
         for wid, (judged, tp, fp, fn) in found.items():
             if not item.counts_for(wid):

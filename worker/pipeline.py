@@ -261,7 +261,11 @@ class _Alerts:
 
     def match(self, item_id: int, story_id: int, item: FeedItem) -> None:
         matches = self.config.matcher.match(
-            item.title, item.summary, feed_id=self.source.id, feed_tags=self.source.tags
+            item.title,
+            item.summary,
+            feed_id=self.source.id,
+            feed_tags=self.source.tags,
+            language=item.language,
         )
         for match in matches:
             watchlist = self.config.watchlist(match.watchlist_id)

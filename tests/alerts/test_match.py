@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from alerts.match import Matcher, WatchListError, WatchListErrors, compile_matcher
 from alerts.types import Match
@@ -338,3 +339,31 @@ def test_korean_and_cyrillic_spans_after_multibyte_text() -> None:
         ("ракеты", "ракеты"),
         ("missile", "missile"),
     ]
+
+
+def test_languages_limit_a_watch_list_to_items_in_them() -> None:
+    matcher = compile_matcher(
+        [
+            WatchList(
+                id="ko-ru",
+                title="Korean and Russian press",
+                query="@dprk",
+                languages=("ko", "ru"),
+            ),
+            WatchList(id="any", title="Any language", query="@dprk"),
+        ],
+        {"dprk": ("North Korea", "북한", "КНДР")},
+    )
+
+    def fired(title: str, language: str | None) -> list[str]:
+        return [m.watchlist_id for m in matcher.match(title, "", language=language)]
+
+    assert fired("북한 미사일 발사", "ko") == ["ko-ru", "any"]
+    assert fired("КНДР запустила ракету", "ru") == ["ko-ru", "any"]
+    assert fired("North Korea fires a missile", "en") == ["any"]
+    assert fired("North Korea fires a missile", None) == ["ko-ru", "any"]  # unsure: let through
+
+
+def test_languages_are_iso_codes() -> None:
+    with pytest.raises(ValidationError):
+        WatchList(id="x", title="X", query="a", languages=("Korean",))

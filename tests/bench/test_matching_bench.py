@@ -26,13 +26,19 @@ def test_quick_run_prints_all_figures() -> None:
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    rows = re.findall(r"^\s+(\d+)\s+(\d+)\s+([\d,]+)\s+([\d,]+)\s+(\d+)x\s+([\d.]+)$", out, re.M)
+    rows = re.findall(
+        r"^\s+(\d+)\s+(\d+)\s+([\d,]+)\s+([\d,]+)\s+(\d+)x\s+([\d.]+)\s+([\d,]+)$", out, re.M
+    )
     assert [(terms, lists) for terms, lists, *_ in rows] == [("20", "2"), ("200", "20")]
     assert all(
-        int(row[2].replace(",", "")) > 0 and int(row[3].replace(",", "")) > 0 for row in rows
+        int(row[2].replace(",", "")) > 0
+        and int(row[3].replace(",", "")) > 0
+        and int(row[6].replace(",", "")) > 0  # the same lists with russian_forms
+        for row in rows
     )
     assert float(rows[-1][5]) > 0  # planted items do match
     assert re.search(r"^slowdown from 20 to 200 terms: [\d.]+x$", out, re.M)
     assert re.search(r"^rebuild at 200 terms: compile_matcher [\d.]+ ms", out, re.M)
     assert re.search(r"of which automaton \+ presearch tables [\d.]+ ms$", out, re.M)
-    assert len(re.findall(r"^target (met   |MISSED) ", out, re.M)) == 5
+    assert re.search(r"^russian_forms at 200 terms: [\d.]+x the time", out, re.M)
+    assert len(re.findall(r"^target (met   |MISSED) ", out, re.M)) == 6

@@ -237,3 +237,70 @@ def test_a_quiet_feed_earns_a_longer_interval_written_and_followed(rt: Runtime, 
     assert 260 <= feed.poll_interval_s <= 280
     waited = feed.next_poll_at - feed.last_polled_at  # the column keeps whole seconds
     assert abs(waited - timedelta(seconds=feed.poll_interval_s)) < timedelta(seconds=1)
+
+
+def test_each_item_language_is_stored_filters_watch_lists_and_shows_in_the_alert(
+    tmp_path: Path, engine: sa.Engine, db_url: str, server: FeedServer
+) -> None:
+    from alerts.render import webhook_payload
+    from alerts.render_chat import chat_body
+    from worker.outbox import store as outbox_store
+    from worker.outbox.messages import alert_of
+
+    wire = {"id": "wire", "url": server.url("wire"), "interval": "1m"}
+    aliases = {
+        "dprk": ["North Korea", "북한", "КНДР"],
+        "missile": ["missile", "탄도미사일", "ракет*"],
+    }
+    watchlists = {
+        "aliases": aliases,
+        "watchlists": [
+            {"id": "korean-press", "title": "Korean press", "query": "@dprk AND @missile",
+             "languages": ["ko"], "channels": ["console"]},
+            {"id": "all-press", "title": "All press", "query": "@dprk AND @missile",
+             "channels": ["console"]},
+        ],
+    }  # fmt: skip
+    config_dir = write_config(tmp_path / "config", feeds=[wire], watchlists=watchlists)
+    settings = replace(
+        load_settings(), config_dir=config_dir, database_url=db_url, allow_private_urls=True
+    )
+    rt = build_runtime(settings)
+    try:
+        server.publish(
+            "wire",
+            FeedEntry("ko", "북한, 동해상으로 탄도미사일 발사", "합동참모본부가 오늘 밝혔다."),
+            FeedEntry("ru", "КНДР запустила баллистическую ракету", "Сообщили в Сеуле."),
+            FeedEntry("en", "North Korea fires ballistic missile", "Officials in Seoul said."),
+        )
+        outcome = pipeline.poll_feed(rt, "wire")
+        items = dict(outcome.new_items)
+        fired = sorted(
+            (m.watchlist_id, items[i].guid.rsplit("/", 1)[-1])
+            for i, m in _matched_items(rt, outcome)
+        )
+        assert fired == [
+            ("all-press", "en"), ("all-press", "ko"), ("all-press", "ru"), ("korean-press", "ko"),
+        ]  # fmt: skip
+        with rt.sessions() as s:
+            stored = {
+                guid.rsplit("/", 1)[-1]: language
+                for guid, language in s.execute(sa.select(Item.guid, Item.language))
+            }
+            [korean] = s.scalars(
+                sa.select(MatchRow.id).where(MatchRow.watchlist_id == "korean-press")
+            ).all()
+            alert = alert_of(rt.config.current(), outbox_store.alert_facts(s, korean), "dlv_1")
+        assert stored == {"ko": "ko", "ru": "ru", "en": "en"}
+        assert alert.item.language == "ko"
+        assert webhook_payload(alert)["data"]["item"]["language"] == "ko"
+        assert "wire (ko)" in chat_body(alert, "text")
+    finally:
+        rt.engine.dispose()
+
+
+def _matched_items(rt: Runtime, outcome: pipeline.PollOutcome) -> list[tuple[int, object]]:
+    """(item id, match) of each alert the poll recorded."""
+    with rt.sessions() as s:
+        items = dict(s.execute(sa.select(MatchRow.id, MatchRow.item_id)).all())
+    return [(items[match_id], match) for match_id, match in outcome.matches]

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from alerts.match import Matcher, compile_matcher
+from feeds.language import detect_language
 from feeds.normalize import SUMMARY_LIMIT, TITLE_LIMIT
 from feeds.text import clean_text
 from worker.config import ConfigError, load_watchlists
@@ -93,11 +94,15 @@ def _match_lines(matcher: Matcher, lines: Iterable[str], out: IO[str]) -> int:
             print(f"error: line {number}: {item}", file=sys.stderr)
             status = 1
             continue
-        matches = matcher.match(  # cleaned as the parser cleans a plain-text feed item
-            clean_text(item.get("title", ""), html=False, limit=TITLE_LIMIT),
-            clean_text(item.get("summary", ""), html=False, limit=SUMMARY_LIMIT),
+        # cleaned as the parser cleans a plain-text feed item
+        title = clean_text(item.get("title", ""), html=False, limit=TITLE_LIMIT)
+        summary = clean_text(item.get("summary", ""), html=False, limit=SUMMARY_LIMIT)
+        matches = matcher.match(
+            title,
+            summary,
             feed_id=item.get("feed_id"),
             feed_tags=item.get("feed_tags") or (),
+            language=detect_language(title, summary),
         )
         for match in matches:
             row = {"id": _item_id(item), "watchlist": match.watchlist_id}

@@ -40,6 +40,7 @@ def alert_of(config: Config, facts: AlertFacts, delivery_id: str) -> Alert:
             feed_id=facts.feed_id,
             published_at=facts.published_at,
             summary=facts.summary,
+            language=facts.language,
         ),
         hits=facts.hits,
         snippet=facts.snippet,

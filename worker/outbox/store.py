@@ -401,6 +401,7 @@ class AlertFacts:
     story_id: int | None
     story_first_seen: datetime | None
     sources: tuple[str, ...]
+    language: str | None = None  # the item's, as detected; None when unsure
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,6 +438,7 @@ def alert_facts(session: Session, match_id: int) -> AlertFacts:
         story_id=story.id if story else None,
         story_first_seen=story.first_seen if story else None,
         sources=tuple(story_sources(session, item.story_id)),
+        language=item.language if item.language not in (None, "und") else None,
     )
 
 

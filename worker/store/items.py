@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from alerts.search import index_text, language
+from alerts.search import index_text
 from feeds.story import informative_keys
 from feeds.types import FeedItem
 from worker.models import Item, MatchRow, Story, StoryBand
@@ -119,7 +119,7 @@ def _item_row(feed_id: str, item: FeedItem, now: datetime) -> dict[str, Any]:
         "fetched_at": now,
         "fingerprint": item.fingerprint,
         "search_text": index_text(item.title, item.summary),
-        "language": language(item.title, item.summary),
+        "language": item.language or "und",
     }
 
 
