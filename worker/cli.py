@@ -26,6 +26,14 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{len(exc.issues)} error(s) in {config_dir}", file=sys.stderr)
         return 1
     print(config.summary())
+    for name in args.explain or ():
+        from alerts.explain_alias import explain_alias
+
+        try:
+            print("\n".join(explain_alias(name, config.aliases, config.watchlists)))
+        except LookupError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -218,6 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_run)
     p = sub.add_parser("check", help="validate the config directory")
     p.add_argument("--config-dir", default=None, help="default: $WATCHFLOOR_CONFIG_DIR or ./config")
+    p.add_argument(
+        "--explain",
+        action="append",
+        metavar="@ALIAS",
+        help="also print what an alias group stands for (its members, their Russian forms "
+        "where a watch-list asks for them, the watch-lists using it); repeatable",
+    )
     p.set_defaults(func=_check)
     p = sub.add_parser("poll", help="poll feeds now and print new items and matches")
     p.add_argument(

@@ -161,3 +161,30 @@ def test_the_example_page_sources_are_valid_config(tmp_path: Path) -> None:
         f.id for f in config.feeds
     }
     assert all("official" in f.tags for f in config.feeds)
+
+
+def test_check_explain_lists_what_an_alias_group_stands_for(config_dir: Path) -> None:
+    watchlists = {
+        "aliases": {"dprk": ["North Korea", "КНДР", "Северная Корея"], "unused": ["x y"]},
+        "watchlists": [
+            {"id": "ru-press", "title": "Russian press", "query": "@dprk AND ракета",
+             "russian_forms": True, "channels": ["console"]},
+            {"id": "wires", "title": "Wires", "query": "@DPRK AND missile",
+             "channels": ["console"]},
+        ],
+    }  # fmt: skip
+    write_config(config_dir, watchlists=watchlists)
+    done = run_cli("check", "--config-dir", str(config_dir), "--explain", "@dprk")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[1:4] == ["@dprk: 3 members", "  North Korea", "  КНДР"]
+    assert lines[4] == "  Северная Корея"
+    assert (
+        lines[5].startswith("    russian_forms: северной кореи, ") and "северную корею" in lines[5]
+    )
+    assert lines[-1] == "  used by: ru-press (russian_forms), wires"
+    unused = run_cli("check", "--config-dir", str(config_dir), "--explain", "unused")
+    assert unused.stdout.splitlines()[-1] == "  used by: no watch-list"
+    typo = run_cli("check", "--config-dir", str(config_dir), "--explain", "@dprkk")
+    assert typo.returncode == 1 and "no alias @dprkk (did you mean @dprk?)" in typo.stderr
+    assert "Traceback" not in typo.stderr
