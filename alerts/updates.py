@@ -1,6 +1,8 @@
-"""Update alerts: a story already alerted on gains an official source or reaches N sources.
+"""Update alerts: a story already alerted on gains an official source, reaches N sources,
+or is reported in N languages.
 
-Each update has a key of its own (``official``, ``sources-5``), stored beside the story's key,
+Each update has a key of its own (``official``, ``sources-5``, ``languages-3``), stored
+beside the story's key,
 so the database's unique (watch-list, key) lets every update fire at most once per story.
 """
 
@@ -18,9 +20,12 @@ def story_updates(
     feed_id: str,
     sources_before: Sequence[str],
     is_official: Callable[[str], bool],
+    language: str | None = None,
+    languages_before: Sequence[str] = (),
 ) -> list[str]:
-    """Update keys that a new item of ``feed_id`` triggers on a story reported so far by
-    ``sources_before`` (feed ids, this item's not counted)."""
+    """Update keys that a new item of ``feed_id`` (in ``language``, None when unknown)
+    triggers on a story reported so far by ``sources_before`` (feed ids, this item's not
+    counted) in ``languages_before``."""
     if not watchlist.notify_updates or feed_id in sources_before:
         return []
     updates = []
@@ -29,6 +34,11 @@ def story_updates(
     wanted = watchlist.update_at_sources
     if wanted is not None and len(sources_before) < wanted <= len(sources_before) + 1:
         updates.append(f"sources-{wanted}")
+    known = set(languages_before)
+    in_languages = watchlist.update_at_languages
+    new_language = language is not None and language not in known
+    if in_languages is not None and new_language and len(known) + 1 == in_languages:
+        updates.append(f"languages-{in_languages}")
     return updates
 
 
@@ -38,4 +48,6 @@ def update_text(update: str, feed_id: str) -> str:
         return f"now reported by an official source ({feed_id})"
     if update.startswith("sources-"):
         return f"now reported by {update.removeprefix('sources-')} sources"
+    if update.startswith("languages-"):
+        return f"now reported in {update.removeprefix('languages-')} languages ({feed_id})"
     return update

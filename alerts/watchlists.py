@@ -37,6 +37,7 @@ class WatchList(BaseModel):
     # "official") and, with update_at_sources, when it reaches that many sources
     notify_updates: bool = False
     update_at_sources: int | None = Field(default=None, ge=2)
+    update_at_languages: int | None = Field(default=None, ge=2)  # and when in that many
     # "digest" groups this watch-list's alerts on every channel into scheduled digests
     mode: Literal["immediate", "digest"] = "immediate"
     digest: DigestSpec | None = None
@@ -47,6 +48,8 @@ class WatchList(BaseModel):
             raise ValueError("mode digest needs a schedule, e.g. digest: daily at 07:30 UTC")
         if self.update_at_sources is not None and not self.notify_updates:
             raise ValueError("update_at_sources needs notify_updates: true")
+        if self.update_at_languages is not None and not self.notify_updates:
+            raise ValueError("update_at_languages needs notify_updates: true")
         return self
 
 

@@ -276,7 +276,11 @@ class _Alerts:
             if watchlist.notify_updates:
                 before = items_store.story_sources(self.session, story_id, except_item=item_id)
                 is_official = self.config.is_official
-                for update in story_updates(watchlist, self.source.id, before, is_official):
+                spoken = items_store.story_languages(self.session, story_id, except_item=item_id)
+                updates = story_updates(
+                    watchlist, self.source.id, before, is_official, item.language, spoken
+                )
+                for update in updates:
                     self._record(watchlist, item_id, story_id, update, match)
 
     def _record(

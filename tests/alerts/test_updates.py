@@ -52,3 +52,19 @@ def test_source_count_needs_notify_updates_and_at_least_two() -> None:
         watchlist(update_at_sources=3)
     with pytest.raises(ValidationError, match="greater than or equal to 2"):
         watchlist(notify_updates=True, update_at_sources=1)
+
+
+def test_reaching_a_language_count_is_an_update_once() -> None:
+    wl = watchlist(notify_updates=True, update_at_languages=3)
+
+    def spoken(feed_id: str, language: str | None, before: list[str]) -> list[str]:
+        return story_updates(wl, feed_id, ["f1", "f2"], OFFICIAL.__contains__, language, before)
+
+    assert spoken("tass", "ru", ["en"]) == []  # two languages: not yet
+    assert spoken("tass", "ru", ["en", "ko"]) == ["languages-3"]
+    assert spoken("tass", "en", ["en", "ko"]) == []  # a language the story had
+    assert spoken("tass", None, ["en", "ko"]) == []  # an unknown one counts for nothing
+    assert spoken("tass", "ja", ["en", "ko", "ru"]) == []  # past the count: no second update
+    assert update_text("languages-3", "tass") == "now reported in 3 languages (tass)"
+    with pytest.raises(ValidationError, match="needs notify_updates"):
+        watchlist(update_at_languages=2)

@@ -80,7 +80,8 @@ def test_every_problem_is_reported_in_one_run_in_file_order(problems: list[str])
         "feeds.yaml:11: feeds[3].enabled: must be true or false, not 'maybe'",
         "watchlists.yaml:5: watchlists[0].chanels: unknown key 'chanels' (did you mean "
         "'channels'?); known keys: channels, digest, enabled, exclude, id, languages, mode, "
-        "notify_updates, query, russian_forms, severity, sources, title, update_at_sources",
+        "notify_updates, query, russian_forms, severity, sources, title, update_at_languages, "
+        "update_at_sources",
         "watchlists.yaml:6: watchlists[0].severity: 'urgent' is not one of low, medium, high, "
         "critical",
         "watchlists.yaml:9: watchlists[1].query: unbalanced parenthesis: '(' is never closed "

@@ -21,6 +21,7 @@ from worker.outbox.store import Kind
 from worker.outbox.transitions import Failed, Sent
 from worker.planning import Plan
 from worker.store import channels, feeds, items
+from worker.stories import file_items
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -240,3 +241,23 @@ def _delivery_on(engine: sa.Engine, guid: str) -> str:
         plans = {"mail": Plan(S.PENDING, NOW)}
         [delivery_id] = outbox.insert_deliveries(s, plans, NOW, match_id=match_id)
     return delivery_id
+
+
+def test_a_storys_languages_are_its_items_detected_ones(sessions) -> None:
+    titles = {
+        "en": "North Korea fires a ballistic missile into the sea, officials say",
+        "ko": "북한, 동해상으로 탄도미사일 발사했다고 합참이 밝혔다",
+        "ru": "КНДР запустила баллистическую ракету, сообщили в Сеуле",
+        "und": "ICBM",
+    }
+    with sessions.begin() as s:
+        new = items.insert_new(
+            s, "f1", [item(g, f"http://x/{g}", t) for g, t in titles.items()], NOW
+        )
+        ids = {stored.guid: item_id for item_id, stored in new}
+        story = file_items(s, new[:1], NOW)[ids["en"]]
+        # one story for all four (how items join one is test_stories' and bench/stories')
+        s.execute(sa.update(Item).values(story_id=story))
+    with sessions() as s:
+        assert sorted(items.story_languages(s, story, except_item=ids["ru"])) == ["en", "ko"]
+        assert items.story_languages(s, None, except_item=ids["ru"]) == []

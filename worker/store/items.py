@@ -235,6 +235,18 @@ def story_sources(
     return [feed_id for feed_id, _ in rows]
 
 
+def story_languages(session: Session, story_id: int | None, except_item: int) -> list[str]:
+    """The languages the story was reported in so far (detected ones only)."""
+    if story_id is None:
+        return []
+    query = (
+        select(Item.language)
+        .distinct()
+        .where(Item.story_id == story_id, Item.id != except_item, Item.language.is_not(None))
+    )
+    return [lang for lang in session.scalars(query) if lang and lang != "und"]
+
+
 def prune(session: Session, now: datetime, keep_items: timedelta, keep_bands: timedelta) -> int:
     """Drop old items no alert points at, and story bands past the clustering window.
 
