@@ -215,7 +215,7 @@ def fmt(seconds: float) -> str:
 
 
 def simulate(name: str, farm: Farm, days: float, next_interval: Rule, rng: random.Random) -> Result:
-    """Poll every source in virtual time; ``next_interval(state, now, new, total)`` decides."""
+    """Poll every source in virtual time; ``next_interval`` (a ``Rule``) decides each wait."""
     sources, end = farm.sources, days * 86400
     transport = guarded_transport(allow_private=True)
     delays: list[float] = []

@@ -223,10 +223,10 @@ def ingest_push(
     of the fetch path and taken in like a poll's new items. The poll record (validators,
     next poll) is left alone: the safety-net poll still compares with the last fetch."""
     now = now or utcnow()
-    source = rt.config.current().feed(feed_id)
+    config = rt.config.current()
+    source = config.feed(feed_id)
     if source is None or not source.enabled:
         return PollOutcome(feed_id, "skipped", error="not in config or disabled")
-    config = rt.config.current()
     try:
         parsed = parse_feed(body, url=source.url, content_type=content_type)
     except IngestError as exc:
