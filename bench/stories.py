@@ -4,7 +4,10 @@
     .venv/bin/python bench/stories.py --grid     # threshold sweep (pairwise P/R)
     .venv/bin/python bench/stories.py --holdout  # tune on half the topics, test on the rest
 
-Pairs are only those within STORY_WINDOW of each other, as the worker sees them.
+Pairs are only those within STORY_WINDOW of each other, as the worker sees them. The
+default run also scores the cross-lingual set (tests/data/xling/: dev tuned the concept
+thresholds, holdout was scored after) for MinHash alone (``same_text``) and for
+``same_story`` (text or concept evidence), and times both per item.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from feeds import story
+from feeds import concepts, story
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "stories.jsonl"
+XLING = DATA.parent / "xling"
 TOPICS = {  # stories that share a topic go to the same half in --holdout
     "nk": ("nk-", "north-korea"),
     "rates": ("fed-", "boj-", "boe-", "ru-cbr", "bok-"),
@@ -53,7 +57,7 @@ class Score:
 
 
 def load(path: Path = DATA) -> list[Item]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    rows = _rows(path)
     return [
         Item(
             r["id"],
@@ -63,6 +67,10 @@ def load(path: Path = DATA) -> list[Item]:
         )
         for r in rows
     ]
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
 def window_pairs(items: list[Item]) -> Iterator[tuple[Item, Item]]:
@@ -138,6 +146,39 @@ def seed_stories(items: list[Item]) -> Score:
         for key in keys:
             index.setdefault(key, set()).add(len(seeds) - 1)
     return score(list(window_pairs(items)), lambda a, b: story_of[a.id] == story_of[b.id])
+
+
+def xling() -> None:
+    """MinHash alone against text-or-concepts on each half of the cross-lingual set."""
+    for half in ("dev", "holdout"):
+        items = load(XLING / f"{half}.jsonl")
+        pairs = list(window_pairs(items))
+        for name, decide in (("minhash", story.same_text), ("concepts", story.same_story)):
+            with _tuned(same_story=decide):
+                pair = score(pairs, lambda a, b, d=decide: d(a.sig, b.sig))  # type: ignore[misc]
+                level = filer_stories(items)
+            print(
+                f"xling {half:8} {name:8} pairwise P {pair.precision:.3f} R {pair.recall:.3f}"
+                f"   stories P {level.precision:.3f} R {level.recall:.3f}"
+            )
+
+
+def cost(rows: list[dict[str, str]], rounds: int = 20) -> None:
+    """Microseconds per item: the whole signature, and its concept evidence alone."""
+    texts = [(r["title"], r["summary"]) for r in rows] * rounds
+    start = time.perf_counter()
+    for title, summary in texts:
+        story.story_signature(title, summary)
+    signed = time.perf_counter()
+    for title, summary in texts:
+        concepts.extract(title, summary)
+    done = time.perf_counter()
+    per = 1e6 / len(texts)
+    total, evidence = (signed - start) * per, (done - signed) * per
+    print(
+        f"cost per item: story_signature {total:.0f} us, of which concept evidence"
+        f" {evidence:.0f} us ({evidence / total:.0%}); MinHash alone {total - evidence:.0f} us"
+    )
 
 
 def majority(item: Item, members: list[Item]) -> bool:
@@ -226,9 +267,9 @@ def _f1(s: Score) -> float:
 
 
 class _tuned:
-    """Temporarily override module thresholds (a bench tool, not for production code)."""
+    """Temporarily override module thresholds or functions (a bench tool only)."""
 
-    def __init__(self, **constants: float) -> None:
+    def __init__(self, **constants: object) -> None:
         self.constants, self.saved = constants, {}
 
     def __enter__(self) -> None:
@@ -261,9 +302,11 @@ def main() -> None:
     same, other = band_recall(items)
     print(f"band key shared: same story {same:.3f}, other pairs {other:.3f}")
     errors(items)
-    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
+    rows = _rows(DATA)
     sign, band = speed([(r["title"], r["summary"]) for r in rows])
     print(f"speed: story_signature {sign:,.0f} items/s, band_keys {band:,.0f} items/s")
+    xling()
+    cost(rows + _rows(XLING / "dev.jsonl") + _rows(XLING / "holdout.jsonl"))
 
 
 if __name__ == "__main__":

@@ -9,9 +9,14 @@ for longer ones, and free of the sampling noise a 128-value MinHash would add ne
 threshold. LSH band keys (MinHash over the sketch) give the worker an indexed equality
 lookup for candidates; ``same_story`` then decides on the sketches.
 
+Shingles cannot meet across scripts, and paraphrased copies share few of them. So the
+signature also keeps the item's language-independent evidence (``feeds.concepts``: what
+it names, what happened, its numbers), and ``same_event`` decides on that: a Korean, a
+Russian and an English copy of one launch join one story. ``same_story`` is either test.
+
 Dates are not part of the signature: the worker applies ``STORY_WINDOW``. Hashing uses
 blake2b and SHAKE-128 from hashlib, never ``hash()``, so signatures are stable across
-processes and releases. A translation is a different item: it shares no shingles.
+processes and releases.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from heapq import nsmallest
-from itertools import pairwise
+from itertools import combinations, pairwise
+
+from feeds import concepts as concept_evidence
 
 SIGNATURE_VERSION = 1
 STORY_WINDOW = timedelta(hours=48)
@@ -43,6 +50,7 @@ TITLE_BANDS, TITLE_ROWS = 8, 2  # lets a headline-only item find the copy it rep
 
 WORDS_SIZE = 512  # word hashes kept for the headline check; longer texts skip it
 HEADLINE_SIZE = 32
+MAX_CONCEPTS = 128  # concept and number codes kept per item
 
 # A band key shared by more stories than this in the window finds no story: it is dropped.
 MAX_STORIES_PER_KEY = 32
@@ -52,6 +60,26 @@ CERTAIN_JACCARD = 0.5  # this much overlap is one story whatever the headlines s
 SAME_JACCARD = 0.25
 SAME_CONTAINMENT = 0.35  # a truncated copy shares most of the shorter text
 HEADLINE_COVERAGE = 0.6  # names and numbers of a headline the other item must contain
+
+# Concept evidence (same_event), tuned on tests/data/xling/dev.jsonl, see bench/stories.py.
+# Weights by kind: a country is named by most items of a topic; a place, a person or a
+# big number (600 km) says much more.
+EVENT_WEIGHTS = {
+    "state": 0.5,
+    "who": 1.5,
+    "where": 1.5,
+    "thing": 1.0,
+    "what": 1.0,
+    "year": 0.25,
+    "small": 0.5,
+    "big": 2.0,
+}
+EVENT_MIN_SHARED = 2.0  # weight the two items must share
+EVENT_JACCARD = 0.5
+EVENT_CONTAINMENT = 0.8  # of the smaller item's weight: a headline-only copy
+ACTION_CONFLICT = False
+CONCEPT_KEYS = 6  # the heaviest concepts whose pairs become band keys
+_WEIGHT_OF_KIND = tuple(EVENT_WEIGHTS[kind] for kind in concept_evidence.KINDS)
 
 _PERSON = b"watchfloor-st"
 _TOKEN = r"\w+(?:[.,]\d+)*"
@@ -93,13 +121,20 @@ class StorySignature:
     words: tuple[int, ...] = ()  # 16-bit hashes of every distinct word; () past WORDS_SIZE
     headline: tuple[int, ...] = ()  # 16-bit hashes of the names and numbers in the title
     version: int = SIGNATURE_VERSION
+    concepts: tuple[int, ...] = ()  # feeds.concepts codes of title and summary, ascending
+    title_concepts: tuple[int, ...] = ()  # those of the title alone
+    action: int = 0  # the code of the headline's main action, 0 for none
     # sets of the sketches, made once: every comparison with another item needs them
     hash_set: frozenset[int] = field(init=False, repr=False, compare=False)
     word_set: frozenset[int] = field(init=False, repr=False, compare=False)
+    concept_set: frozenset[int] = field(init=False, repr=False, compare=False)
+    weight: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hash_set", frozenset(self.hashes))
         object.__setattr__(self, "word_set", frozenset(self.words))
+        object.__setattr__(self, "concept_set", frozenset(self.concepts))
+        object.__setattr__(self, "weight", _weight(self.concepts))
 
     @property
     def complete(self) -> bool:
@@ -132,12 +167,16 @@ def story_signature(title: str, summary: str) -> StorySignature:
     title_hashes = {_hash32(s) for s in title_shingles}
     every = title_hashes | {_hash32(s) for s in _shingles(body_tokens) - title_shingles}
     words = {word for word, _ in title_tokens + body_tokens}
+    evidence = concept_evidence.extract(title, _without_dateline(summary))
     return StorySignature(
         size=len(every),
         hashes=tuple(nsmallest(SKETCH_SIZE, every)),
         title=tuple(nsmallest(TITLE_SKETCH_SIZE, title_hashes)),
         words=_hash16s(words) if len(words) <= WORDS_SIZE else (),
         headline=_hash16s({word for word, _ in title_tokens if word in names})[:HEADLINE_SIZE],
+        concepts=tuple(sorted(evidence.codes))[:MAX_CONCEPTS],
+        title_concepts=tuple(sorted(evidence.title))[:MAX_CONCEPTS],
+        action=evidence.action,
     )
 
 
@@ -148,6 +187,15 @@ def similarity(a: StorySignature, b: StorySignature) -> float:
 
 def same_story(a: StorySignature, b: StorySignature) -> bool:
     """The tuned decision; the caller has already checked ``within_window``.
+
+    Either the texts are copies of each other (``same_text``) or, in any language, they
+    report the same event (``same_event``).
+    """
+    return same_text(a, b) or same_event(a, b)
+
+
+def same_text(a: StorySignature, b: StorySignature) -> bool:
+    """Whether the shingles say one text is a copy of the other (the MinHash decision).
 
     Between clear overlap and none, templated reports of different events (two drone
     raids, two CVE advisories) look alike; there the names and numbers of at least one
@@ -161,6 +209,71 @@ def same_story(a: StorySignature, b: StorySignature) -> bool:
     if headline_coverage(a, b) < HEADLINE_COVERAGE:
         return False
     return o.jaccard >= SAME_JACCARD or o.containment >= SAME_CONTAINMENT
+
+
+@dataclass(frozen=True, slots=True)
+class EventOverlap:
+    """What two items share of their concept evidence, weighed by kind."""
+
+    shared: float  # weight of the codes both carry
+    jaccard: float  # shared / weight of the union
+    containment: float  # shared / the lighter item's weight
+    same_kind_of_thing: bool  # they share a weapon, system or action, not only names
+    action_conflict: bool  # a headline's main action appears nowhere in the other item
+    place_conflict: bool  # both headlines name places, none the same
+
+
+def event_overlap(a: StorySignature, b: StorySignature) -> EventOverlap:
+    shared_codes = a.concept_set & b.concept_set
+    shared = _weight(shared_codes)
+    union = a.weight + b.weight - shared
+    lighter = min(a.weight, b.weight)
+    kinds = {concept_evidence.kind_of(code) for code in shared_codes}
+    return EventOverlap(
+        shared=shared,
+        jaccard=shared / union if union else 0.0,
+        containment=shared / lighter if lighter else 0.0,
+        same_kind_of_thing=bool(kinds & _SPECIFIC_KINDS),
+        action_conflict=_action_conflict(a, b) or _action_conflict(b, a),
+        place_conflict=_place_conflict(a, b),
+    )
+
+
+def same_event(a: StorySignature, b: StorySignature) -> bool:
+    """Whether two items, in any languages, name enough of the same things to be one event.
+
+    They must share a weapon, system or action and enough weight; neither headline may
+    name an action the other item never mentions (a launch and the UN meeting about it
+    share nearly every name, but one headline's meeting is nowhere in the launch report),
+    and two headlines that name places must name one in common (drones over Belgorod,
+    drones over Kursk).
+    """
+    if not a.concepts or not b.concepts:
+        return False
+    o = event_overlap(a, b)
+    if not o.same_kind_of_thing or o.action_conflict or o.place_conflict:
+        return False
+    if o.shared < EVENT_MIN_SHARED:
+        return False
+    return o.jaccard >= EVENT_JACCARD or o.containment >= EVENT_CONTAINMENT
+
+
+def _action_conflict(a: StorySignature, b: StorySignature) -> bool:
+    return ACTION_CONFLICT and bool(a.action) and a.action not in b.concept_set
+
+
+def _place_conflict(a: StorySignature, b: StorySignature) -> bool:
+    places = [{c for c in s.title_concepts if c & 7 == _WHERE} for s in (a, b)]
+    return all(places) and places[0].isdisjoint(places[1])
+
+
+def _weight(codes: Iterable[int]) -> float:
+    return sum(_WEIGHT_OF_KIND[code & 7] for code in codes)
+
+
+_WHAT = concept_evidence.WHAT_CODE
+_WHERE = concept_evidence.KIND_CODE["where"]
+_SPECIFIC_KINDS = frozenset({_WHAT, concept_evidence.KIND_CODE["thing"]})
 
 
 def joins_story(sig: StorySignature, members: Iterable[StorySignature]) -> bool:
@@ -297,7 +410,26 @@ def band_keys(sig: StorySignature) -> tuple[int, ...]:
         return ()
     body = _bands(sig.hashes, BODY_BANDS, BODY_ROWS, kind=0, version=sig.version)
     title = _bands(sig.title, TITLE_BANDS, TITLE_ROWS, kind=1, version=sig.version)
-    return body + title
+    return body + title + concept_keys(sig)
+
+
+def concept_keys(sig: StorySignature) -> tuple[int, ...]:
+    """Keys that let copies in other languages find each other: every pair of the item's
+    ``CONCEPT_KEYS`` heaviest concepts and big numbers (countries aside, which a whole topic
+    shares). Copies of one event share their heaviest evidence, so they share a pair."""
+    heavy = sorted(
+        (c for c in sig.concepts if c & 7 != _STATE and _WEIGHT_OF_KIND[c & 7] >= 1.0),
+        key=lambda c: (-_WEIGHT_OF_KIND[c & 7], c),
+    )[:CONCEPT_KEYS]
+    keys = []
+    for first, second in combinations(sorted(heavy), 2):
+        data = struct.pack("<BBII", sig.version, 2, first, second)
+        digest = hashlib.blake2b(data, digest_size=8, person=_PERSON).digest()
+        keys.append(int.from_bytes(digest, "big", signed=True))
+    return tuple(keys)
+
+
+_STATE = concept_evidence.STATE_CODE
 
 
 def to_json(sig: StorySignature) -> str:
@@ -309,6 +441,9 @@ def to_json(sig: StorySignature) -> str:
         "t": _pack(sig.title, "I"),
         "w": _pack(sig.words, "H"),
         "a": _pack(sig.headline, "H"),
+        "c": _pack(sig.concepts, "I"),
+        "ct": _pack(sig.title_concepts, "I"),
+        "ca": sig.action,
     }
     return json.dumps(fields, separators=(",", ":"))
 
@@ -327,6 +462,10 @@ def from_json(text: str) -> StorySignature:
             words=_unpack(data["w"], "H"),
             headline=_unpack(data["a"], "H"),
             version=data["v"],
+            # signatures stored before concept evidence have none: they match by text only
+            concepts=_unpack(data.get("c", ""), "I"),
+            title_concepts=_unpack(data.get("ct", ""), "I"),
+            action=data.get("ca", 0),
         )
     except (TypeError, KeyError, struct.error, binascii.Error, json.JSONDecodeError) as exc:
         raise ValueError(f"malformed story signature: {exc}") from exc
@@ -339,6 +478,8 @@ def from_json(text: str) -> StorySignature:
         (sig.title, TITLE_SKETCH_SIZE),
         (sig.words, WORDS_SIZE),
         (sig.headline, HEADLINE_SIZE),
+        (sig.concepts, MAX_CONCEPTS),
+        (sig.title_concepts, MAX_CONCEPTS),
     )
     if any(len(values) > limit for values, limit in limits):
         raise ValueError("story signature sketch is too long")
@@ -350,11 +491,15 @@ def _clean_title(title: str) -> str:
     return _ABBREVIATION.sub(_undot, _OUTLET_SUFFIX.sub("", text))
 
 
-def _clean_summary(summary: str) -> str:
+def _without_dateline(summary: str) -> str:
+    """The summary without outlet boilerplate and dateline, as the copies have in common."""
     for pattern in _BOILERPLATE:  # before NFKC, which turns "ⓒ" into "c"
         summary = pattern.sub(" ", summary)
-    text = _DATELINE.sub("", unicodedata.normalize("NFKC", summary).strip(), count=1)
-    return _ABBREVIATION.sub(_undot, text).strip()
+    return _DATELINE.sub("", unicodedata.normalize("NFKC", summary).strip(), count=1)
+
+
+def _clean_summary(summary: str) -> str:
+    return _ABBREVIATION.sub(_undot, _without_dateline(summary)).strip()
 
 
 def _undot(match: re.Match[str]) -> str:

@@ -5,8 +5,10 @@ its reprints (the events and outlets are realistic, the texts are not real artic
 Each line is one feed item: ``id`` (story/outlet), ``story`` (the label), ``title``,
 ``summary`` and ``published_at``. A story's items are what different outlets run:
 the wire copy, a new headline, light edits, a truncated summary, a dateline, outlet
-boilerplate, a headline-only aggregator entry. A Korean or Russian translation of a
-story is labelled as a story of its own: we do not expect translations to merge.
+boilerplate, a headline-only aggregator entry. Korean and Russian copies of the first
+story (ids ``nk-0303-ko/...``, ``nk-0303-ru/...``) belong to it: concept evidence
+(``feeds.concepts``) joins them. The cross-lingual set is tests/data/xling/, scored in
+tests/feeds/test_story_xling.py.
 Hard negatives are different stories on one topic within the 48 h window; two pairs
 of near-identical stories a week apart show that only the window separates those.
 """
@@ -47,10 +49,6 @@ HARD_NEGATIVES = [
 ]
 # Same wording a week apart: different stories that only the window keeps apart.
 WEEK_APART = [("nk-missile-0303", "nk-missile-0310"), ("ru-airports-0405", "ru-airports-0412")]
-TRANSLATIONS = [
-    ("nk-missile-0303", "nk-missile-0303-ko"),
-    ("nk-missile-0303", "nk-missile-0303-ru"),
-]
 
 
 class Item(NamedTuple):
@@ -100,13 +98,15 @@ def test_labelled_set_is_well_formed() -> None:
     assert len({r["id"] for r in rows}) == len(rows)
     sizes = {s: sum(r["story"] == s for r in rows) for s in {r["story"] for r in rows}}
     assert len(sizes) >= 25
+    translated = "nk-missile-0303"  # five copies in English, three in Korean, three in Russian
+    assert sizes.pop(translated) == 11
     assert all(2 <= n <= 5 for n in sizes.values()), sizes
     assert sum(not r["summary"] for r in rows) >= 10  # headline-only items
     assert any("\uac00" <= c <= "\ud7a3" for r in rows for c in r["title"])  # Korean
     assert any("\u0400" <= c <= "\u04ff" for r in rows for c in r["title"])  # Russian
 
 
-@pytest.mark.parametrize(("first", "second"), HARD_NEGATIVES + TRANSLATIONS)
+@pytest.mark.parametrize(("first", "second"), HARD_NEGATIVES)
 def test_hard_negatives_and_translations_are_within_the_window(first: str, second: str) -> None:
     for a, b in cross_pairs(first, second):
         assert story.within_window(a.published_at, b.published_at), (a.id, b.id)
@@ -149,15 +149,25 @@ def test_story_level_figures_of_the_worker_s_story_filer() -> None:
 def test_a_launch_and_the_statement_about_it_do_not_merge() -> None:
     pairs = cross_pairs("nk-missile-0303", "nk-launch-condemned-0304")
     full = [(a, b) for a, b in pairs if a.summary and b.summary]
-    assert len(full) == 16
+    assert len(full) == 36  # 4 English, 3 Korean, 2 Russian launch copies x 4 statements
     assert not any(story.same_story(a.sig, b.sig) for a, b in full)
 
 
-@pytest.mark.parametrize(("first", "second"), TRANSLATIONS)
-def test_translations_are_different_items(first: str, second: str) -> None:
-    for a, b in cross_pairs(first, second):
-        assert story.similarity(a.sig, b.sig) == 0.0
-        assert not story.same_story(a.sig, b.sig)
+@pytest.mark.parametrize("language", ["ko", "ru"])
+def test_translations_join_the_wire_copies_by_concepts_alone(language: str) -> None:
+    """No shingle in common, yet the same actor, weapon, place, agency and numbers: each
+    Korean and Russian copy is one event with an English copy, and the filer puts them
+    all in one story."""
+    english = [i for i in labelled() if i.id.startswith("nk-0303/")]
+    copies = [i for i in labelled() if i.id.startswith(f"nk-0303-{language}/")]
+    assert len(copies) >= 3
+    for copy in copies:
+        assert all(story.similarity(e.sig, copy.sig) == 0.0 for e in english)
+        assert not any(story.same_text(e.sig, copy.sig) for e in english)
+        assert any(story.same_event(e.sig, copy.sig) for e in english), copy.id
+    filer = story.StoryFiler()
+    filed = {i.id: filer.file(i.sig, i.published_at) for i in english + copies}
+    assert len(set(filed.values())) == 1, filed
 
 
 def test_every_story_is_connected_by_band_keys() -> None:
@@ -182,7 +192,11 @@ def test_band_keys_are_shared_by_merged_pairs_and_rarely_by_others() -> None:
 def test_band_keys_fit_a_signed_bigint_and_name_their_band() -> None:
     for item in labelled():
         keys = story.band_keys(item.sig)
-        assert len(keys) == story.BODY_BANDS + (story.TITLE_BANDS if item.title else 0)
+        concept_keys = story.concept_keys(item.sig)
+        assert keys[-len(concept_keys) or len(keys) :] == concept_keys
+        bands = story.BODY_BANDS + (story.TITLE_BANDS if item.title else 0)
+        assert len(keys) == bands + len(concept_keys)
+        assert len(concept_keys) <= story.CONCEPT_KEYS * (story.CONCEPT_KEYS - 1) // 2
         assert all(-(2**63) <= k < 2**63 for k in keys)
         assert len(set(keys)) == len(keys)
 

@@ -54,8 +54,8 @@ WATCHLISTS = {
 }
 TITLES = [
     ("missile-tests", "North Korea fires ballistic missile toward the East Sea", "en"),
-    ("missile-tests", "북한, 동해상으로 탄도미사일 발사", "ko"),
-    ("missile-tests", "КНДР запустила баллистическую ракету", "ru"),
+    ("missile-tests", "북한, 서해상으로 탄도미사일 발사", "ko"),  # other events: no one story
+    ("missile-tests", "КНДР провела испытание ракетного двигателя", "ru"),
     ("sanctions", "EU widens sanctions on shipping firms", "en"),
 ]
 PASSWORD = "correct horse battery staple"

@@ -82,23 +82,23 @@ WATCHLISTS = {
         },
     ],
 }
-KO_MISSILE = "북한의 미사일 발사에 합참 긴급회의"
+KO_MISSILE = "북한, 서해상으로 미사일 발사…합참 긴급회의"
 KO_SANCTIONS = "정부, 북한 해운사 제재 확대"
-RU_MISSILE = "КНДР запустила ракеты малой дальности"
-RU_SANCTIONS = "ЕС расширил санкции против судоходных компаний"
+RU_MISSILE = "КНДР запустила крылатые ракеты над Жёлтым морем"
+RU_SANCTIONS = "Япония ввела санкции против российских банков"
 EN_SANCTIONS = "EU widens sanctions on shipping firms"
 SEEDED = {
     "yonhap": [
-        (KO_MISSILE, "합참은 북한이 오늘 오전 동해상으로 미사일을 발사했다고 밝혔다."),
+        (KO_MISSILE, "합참은 북한이 오늘 오전 서해상으로 순항미사일 여러 발을 쐈다고 밝혔다."),
         (KO_SANCTIONS, "정부는 북한 해운사 세 곳을 독자 제재 대상에 추가했다."),
     ],
     "nknews": [
-        (RU_MISSILE, "Пхеньян провёл пуски в сторону Японского моря, сообщил Сеул."),
-        (RU_SANCTIONS, "Евросоюз добавил в список ещё двенадцать танкеров."),
+        (RU_MISSILE, "Пхеньян провёл пуски над Жёлтым морем 12 октября, сообщил Сеул."),
+        (RU_SANCTIONS, "Токио добавил в список ещё пять банков."),
     ],
     "reuters": [(EN_SANCTIONS, "The bloc added twelve tankers to its list on Monday.")],
 }
-SEEDED_ALERTS = 6  # the five above and the wire story, once for its three copies
+SEEDED_ALERTS = 6  # the five above (five events) and the wire story, once for its copies
 XSS_TITLE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 
 

@@ -171,7 +171,7 @@ HOSTILE_EDITS = {
         "watchlists.yaml",
         DEEP_PARENS,
         "query nested too deeply",
-        "Japan says ballistic missile from North Korea fell inside its economic zone",
+        "Pyongyang test-launches a ballistic missile over the Yellow Sea, Tokyo says",
     ),
     "4000 NOTs": (
         "watchlists.yaml",

@@ -269,9 +269,9 @@ def test_each_item_language_is_stored_filters_watch_lists_and_shows_in_the_alert
     try:
         server.publish(
             "wire",
-            FeedEntry("ko", "북한, 동해상으로 탄도미사일 발사", "합동참모본부가 오늘 밝혔다."),
-            FeedEntry("ru", "КНДР запустила баллистическую ракету", "Сообщили в Сеуле."),
-            FeedEntry("en", "North Korea fires ballistic missile", "Officials in Seoul said."),
+            FeedEntry("ko", "북한, 서해상으로 탄도미사일 발사", "합동참모본부가 오늘 밝혔다."),
+            FeedEntry("ru", "КНДР провела испытание ракетного двигателя", "Сообщили в Сеуле."),
+            FeedEntry("en", "North Korea fires ballistic missile into East Sea", "Seoul said."),
         )
         outcome = pipeline.poll_feed(rt, "wire")
         items = dict(outcome.new_items)
