@@ -101,6 +101,12 @@ def highlight(alert: Alert, text: str | None = None) -> list[Segment]:
     return segments
 
 
+def story_languages(alert: Alert) -> list[str]:
+    """The languages the alert's story was reported in, when more than one."""
+    languages = [clean_line(lang, 8) for lang in alert.story.languages] if alert.story else []
+    return languages if len(languages) > 1 else []
+
+
 def also_reported_by(alert: Alert) -> tuple[str, ...]:
     """Other sources of the same story: given, or the story's sources minus this feed."""
     if alert.also_reported_by or alert.story is None:
@@ -153,6 +159,7 @@ def alert_context(alert: Alert) -> dict[str, object]:
         "segments": highlight(alert),
         "terms": terms(alert),
         "also_reported_by": [clean_line(s, 200) for s in also_reported_by(alert)],
+        "languages": story_languages(alert),
         "alert_id": clean_line(alert.alert_id, 100),
         "update": clean_line(alert.update, 200) if alert.update else "",
     }
@@ -229,6 +236,7 @@ def _story(alert: Alert) -> dict[str, object] | None:
             "id": story.id,
             "first_seen": iso_z(story.first_seen),
             "sources": list(story.sources),
+            "languages": list(story_languages(alert)),
         }
     return out
 

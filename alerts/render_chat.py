@@ -16,7 +16,14 @@ import html
 import re
 from typing import Literal
 
-from alerts.render import also_reported_by, clean_line, highlight, safe_url, terms
+from alerts.render import (
+    also_reported_by,
+    clean_line,
+    highlight,
+    safe_url,
+    story_languages,
+    terms,
+)
 from alerts.types import Alert, Digest
 
 Markup = Literal["markdown", "html", "text"]
@@ -79,6 +86,8 @@ def chat_body(alert: Alert, markup: Markup) -> str:
     if alert.item.language:
         named = f"{alert.item.feed_id} ({alert.item.language}){named[len(alert.item.feed_id) :]}"
     lines.append(f"{_text('Sources', markup)}: {_text(named, markup)}")
+    if languages := story_languages(alert):
+        lines.append(f"{_text('Reported in', markup)}: {_text(', '.join(languages), markup)}")
     lines.append(f"{_text('Matched', markup)}: {_text(', '.join(terms(alert)), markup)}")
     snippet = "".join(
         _bold(_text(part, markup, 1000), markup) if hit else _text(part, markup, 1000)

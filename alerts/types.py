@@ -57,6 +57,7 @@ class AlertStory:
     id: int
     first_seen: datetime
     sources: tuple[str, ...]  # feed ids, first reporter first
+    languages: tuple[str, ...] = ()  # detected languages of its items, first reported first
 
 
 @dataclass(frozen=True, slots=True)

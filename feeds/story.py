@@ -220,7 +220,7 @@ class EventOverlap:
     containment: float  # shared / the lighter item's weight
     same_kind_of_thing: bool  # they share a weapon, system or action, not only names
     action_conflict: bool  # a headline's main action appears nowhere in the other item
-    place_conflict: bool  # both headlines name places, none the same
+    place_conflict: bool  # both headlines name places the other item never mentions
 
 
 def event_overlap(a: StorySignature, b: StorySignature) -> EventOverlap:
@@ -245,8 +245,8 @@ def same_event(a: StorySignature, b: StorySignature) -> bool:
     They must share a weapon, system or action and enough weight; neither headline may
     name an action the other item never mentions (a launch and the UN meeting about it
     share nearly every name, but one headline's meeting is nowhere in the launch report),
-    and two headlines that name places must name one in common (drones over Belgorod,
-    drones over Kursk).
+    and when both headlines name places, one of them must appear in the other item (drones
+    over Belgorod, drones over Kursk).
     """
     if not a.concepts or not b.concepts:
         return False
@@ -263,8 +263,13 @@ def _action_conflict(a: StorySignature, b: StorySignature) -> bool:
 
 
 def _place_conflict(a: StorySignature, b: StorySignature) -> bool:
-    places = [{c for c in s.title_concepts if c & 7 == _WHERE} for s in (a, b)]
-    return all(places) and places[0].isdisjoint(places[1])
+    """Each headline names places and the other item mentions none of them. A headline's
+    place may be who said it ("..., Seoul says"): it must be missing from the other's text,
+    not only from its headline."""
+    places = [[c for c in s.title_concepts if c & 7 == _WHERE] for s in (a, b)]
+    return (
+        all(places) and b.concept_set.isdisjoint(places[0]) and a.concept_set.isdisjoint(places[1])
+    )
 
 
 def _weight(codes: Iterable[int]) -> float:

@@ -133,10 +133,28 @@ def test_story_sources_become_also_reported_by() -> None:
         "id": 7,
         "first_seen": "2024-05-07T09:00:00Z",
         "sources": ["ap", "wire", "reuters"],
+        "languages": [],
     }
     solo = make_alert(story=replace(STORY, sources=("wire",)))
     assert webhook_payload(solo)["data"]["story"]["also_reported_by"] == []
     assert "Also reported by" not in parts(render(solo))[0]
+
+
+def test_a_story_in_several_languages_lists_them_in_every_alert() -> None:
+    from alerts.render_chat import chat_body
+
+    alert = make_alert(story=replace(STORY, languages=("ko", "ru", "en")))
+    text, html = parts(render(alert))
+    assert "Reported in: ko, ru, en" in text
+    assert "Reported in</td><td>ko, ru, en" in html
+    assert webhook_payload(alert)["data"]["story"]["languages"] == ["ko", "ru", "en"]
+    assert "Reported in: ko, ru, en" in chat_body(alert, "text")
+    one = make_alert(story=replace(STORY, languages=("en",)))  # the Feed line says it already
+    assert "Reported in" not in parts(render(one))[0]
+    assert webhook_payload(one)["data"]["story"]["languages"] == []
+    hostile = make_alert(story=replace(STORY, languages=("ko", "<script>\r\nBcc: x")))
+    text, html = parts(render(hostile))
+    assert "<script>" not in html and "\nBcc" not in text
 
 
 def test_templates_dir_overrides_one_file_with_autoescape(tmp_path: Path) -> None:

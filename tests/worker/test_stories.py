@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +159,103 @@ def test_notify_updates_sends_one_short_update_per_official_source_and_source_co
         assert data[-1]["story"]["sources"] == list(COPIES)
         subjects = [m.parsed()["Subject"] for m in smtp.messages]
         assert ["Update: " in s for s in subjects] == [False, True, True]
+
+
+# One launch as Yonhap, TASS and Reuters report it: no word in common across the three.
+LAUNCH = {
+    "yonhap-ko": (
+        '北, 동해상으로 탄도미사일 발사…합참 "600여㎞ 비행"',
+        "(서울=연합뉴스) 북한이 {day}일 오전 7시 50분께 평양 일대에서 동해상으로 탄도미사일 "
+        "1발을 발사했다고 합동참모본부가 밝혔다. 미사일은 {km}여㎞를 비행했다.",
+    ),
+    "tass-ru": (
+        "КНДР запустила баллистическую ракету в сторону Японского моря",
+        "СЕУЛ, {day} ноября. /ТАСС/. КНДР утром запустила баллистическую ракету в сторону "
+        "Японского моря из района Пхеньяна, сообщил Объединенный комитет начальников штабов "
+        "Республики Корея. Ракета пролетела около {km} км.",
+    ),
+    "reuters-en": (
+        "North Korea fires ballistic missile off its east coast, Seoul says",
+        "SEOUL (Reuters) - North Korea fired a ballistic missile into the East Sea on Saturday "
+        "from the Pyongyang area, South Korea's Joint Chiefs of Staff said. The missile flew "
+        "about {km} km.",
+    ),
+}
+MULTILINGUAL = {
+    "aliases": {
+        "dprk": ["North Korea", "북한", "北", "КНДР"],
+        "missile": ["ballistic missile", "탄도미사일", "баллистическ*"],
+    },
+    "watchlists": [
+        {"id": "missile-tests", "title": "Missile tests", "query": "@dprk AND @missile",
+         "severity": "high", "channels": ["hook", "mail"]},
+        {"id": "dprk", "title": "Anything on North Korea", "query": "@dprk",
+         "severity": "low", "channels": ["hook"]},
+    ],
+}  # fmt: skip
+
+
+def test_one_event_in_korean_russian_and_english_is_one_alert_per_watchlist(
+    tmp_path: Path, engine: sa.Engine, db_url: str
+) -> None:
+    """Three feeds, three languages: one alert per watch-list, naming all three sources and
+    languages; the same kind of launch a week later is a new story and alerts again."""
+    with FeedServer() as feeds, WebhookReceiver() as hook, SMTPServer() as smtp:
+        config_dir = write_config(
+            tmp_path / "config",
+            feeds=[{"id": name, "url": feeds.url(name)} for name in LAUNCH],
+            watchlists=MULTILINGUAL,
+            channels=[
+                {"id": "hook", "type": "webhook", "url": hook.url, "secret": SECRET},
+                {
+                    "id": "mail",
+                    "type": "email",
+                    "to": ["desk@example.org"],
+                    "from": "wf@example.org",
+                    "smtp": {"host": "127.0.0.1", "port": smtp.port, "security": "none"},
+                },
+            ],
+        )
+        settings = replace(
+            load_settings(), config_dir=config_dir, database_url=db_url, allow_private_urls=True
+        )
+        rt = build_runtime(settings)
+        try:
+            now = datetime.now(UTC)
+            for name in LAUNCH:  # the first poll of each feed is behind us
+                feeds.publish(name, FeedEntry(f"{name}-old", "Seoul stocks close higher"))
+                pipeline.poll_feed(rt, name)
+
+            def launch(week: int, day: int, km: int) -> list[str]:
+                for n, (name, (title, summary)) in enumerate(LAUNCH.items()):
+                    at = now - timedelta(days=7 * (1 - week), hours=3 - n)
+                    text = summary.format(day=day, km=km)
+                    feeds.publish(name, FeedEntry(f"{name}-{week}", title, text, published=at))
+                outcomes = [pipeline.poll_feed(rt, name) for name in LAUNCH]
+                return [d for o in outcomes for d in o.delivery_ids]
+
+            first = launch(0, 21, 600)
+            assert len(first) == 3  # missile-tests by webhook and email, dprk by webhook
+            for delivery_id in first:
+                assert deliver_row(rt, Kind.DELIVERY, delivery_id).status == "sent"
+            data = [json.loads(r.body)["data"] for r in hook.requests]
+            assert sorted(d["watchlist"]["id"] for d in data) == ["dprk", "missile-tests"]
+            for d in data:
+                assert d["item"]["language"] == "ko"  # Yonhap was first
+                assert d["story"]["sources"] == list(LAUNCH)
+                assert d["story"]["languages"] == ["ko", "ru", "en"]
+            text = smtp.messages[0].parsed().get_body(("plain",)).get_content()
+            assert "Also reported by: tass-ru, reuters-en" in text
+            assert "Reported in: ko, ru, en" in text
+            with rt.sessions() as s:
+                stories = set(s.scalars(sa.select(Item.story_id).where(Item.guid.like("%-0"))))
+                assert len(stories) == 1
+
+            second = launch(1, 28, 450)  # a week later: a new launch, a new story
+            assert len(second) == 3
+            with rt.sessions() as s:
+                again = set(s.scalars(sa.select(Item.story_id).where(Item.guid.like("%-1"))))
+                assert len(again) == 1 and again.isdisjoint(stories)
+                assert s.scalar(sa.select(sa.func.count(MatchRow.id))) == 4
+        finally:
+            rt.engine.dispose()

@@ -24,7 +24,9 @@ def alert_of(config: Config, facts: AlertFacts, delivery_id: str) -> Alert:
     watchlist = config.watchlist(facts.watchlist_id)
     story = None
     if facts.story_id is not None and facts.story_first_seen is not None:
-        story = AlertStory(facts.story_id, facts.story_first_seen, facts.sources)
+        story = AlertStory(
+            facts.story_id, facts.story_first_seen, facts.sources, facts.story_languages
+        )
     return Alert(
         alert_id=f"alr_{facts.match_id}",
         delivery_id=delivery_id,

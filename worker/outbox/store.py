@@ -35,7 +35,7 @@ from worker.outbox.transitions import (
 )
 from worker.planning import Plan
 from worker.store import insert_ignore
-from worker.store.items import story_sources
+from worker.store.items import story_languages, story_sources
 
 S = DeliveryStatus
 
@@ -402,6 +402,7 @@ class AlertFacts:
     story_first_seen: datetime | None
     sources: tuple[str, ...]
     language: str | None = None  # the item's, as detected; None when unsure
+    story_languages: tuple[str, ...] = ()  # every language the story was reported in
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,6 +440,7 @@ def alert_facts(session: Session, match_id: int) -> AlertFacts:
         story_first_seen=story.first_seen if story else None,
         sources=tuple(story_sources(session, item.story_id)),
         language=item.language if item.language not in (None, "und") else None,
+        story_languages=tuple(story_languages(session, item.story_id)),
     )
 
 

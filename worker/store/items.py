@@ -235,16 +235,18 @@ def story_sources(
     return [feed_id for feed_id, _ in rows]
 
 
-def story_languages(session: Session, story_id: int | None, except_item: int) -> list[str]:
-    """The languages the story was reported in so far (detected ones only)."""
+def story_languages(
+    session: Session, story_id: int | None, except_item: int | None = None
+) -> list[str]:
+    """The languages the story was reported in so far (detected ones only), first first."""
     if story_id is None:
         return []
-    query = (
-        select(Item.language)
-        .distinct()
-        .where(Item.story_id == story_id, Item.id != except_item, Item.language.is_not(None))
-    )
-    return [lang for lang in session.scalars(query) if lang and lang != "und"]
+    query = select(Item.language, func.min(Item.fetched_at).label("first"))
+    query = query.where(Item.story_id == story_id, Item.language.is_not(None))
+    if except_item is not None:
+        query = query.where(Item.id != except_item)
+    rows = session.execute(query.group_by(Item.language).order_by("first", Item.language))
+    return [lang for lang, _ in rows if lang and lang != "und"]
 
 
 def prune(session: Session, now: datetime, keep_items: timedelta, keep_bands: timedelta) -> int:
