@@ -1,6 +1,7 @@
 """What an alias group stands for, as ``watchfloor check --explain @NAME`` prints it: its
-members as written, the forms each takes in watch-lists with ``russian_forms``, and the
-watch-lists that use it. Plain text lines; no I/O."""
+members as written, the other spellings each matches (alerts/spelling.py), the forms each
+takes in watch-lists with ``russian_forms``, and the watch-lists that use it. Plain text
+lines; no I/O."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from alerts.morphology import is_cyrillic, russian_forms
+from alerts.spelling import spellings
 from alerts.watchlists import WatchList
 
 
@@ -32,6 +34,8 @@ def explain_alias(
     lines = [f"@{key}: {len(known[key])} members"]
     for member in known[key]:
         lines.append(f"  {member}")
+        if spelled := spellings(member):
+            lines.append(f"    spellings: {', '.join(spelled)}")
         if with_forms and is_cyrillic(member):
             forms = russian_forms(member)[1:]
             if forms:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from alerts.spelling import spellings
 from alerts.textnorm import fold_term, is_hangul
 
 FIELDS = ("title", "summary")
@@ -402,7 +403,19 @@ class _Parser:
                 terms += self._variants(term, "alias member")
             except QueryError as exc:
                 raise QueryError(f"alias @{token.text}: {exc.message}", token.column) from None
-        return Alias(token.text.lower(), tuple(terms), token.column)
+            terms += self._spelled(member, token.column)
+        unique = {t.key: t for t in reversed(terms)}  # the first term of each key stays
+        return Alias(token.text.lower(), tuple(reversed(unique.values())), token.column)
+
+    def _spelled(self, member: str, column: int) -> list[Term]:
+        """A name's other romanisations and transliterations (alerts.spelling)."""
+        out = []
+        for spelling in spellings(member):
+            try:
+                out.append(term_from_text(spelling, column, "alias member"))
+            except QueryError:
+                continue  # a generated spelling this language cannot express: not the admin's
+        return out
 
 
 def _positional(node: Node) -> bool:

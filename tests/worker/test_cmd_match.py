@@ -287,3 +287,25 @@ def test_parse_output_pipes_into_match(tmp_path: Path) -> None:
     )
     rows = [json.loads(line) for line in matched.stdout.splitlines()]
     assert [(row["id"], row["watchlist"]) for row in rows] == [("dprk-1", "missile-tests")]
+
+
+def test_a_match_says_which_spelling_of_an_alias_member_fired(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "watchlists.yaml").write_text(
+        "aliases:\n  leaders: [Kim Jong Un, Шойгу]\n"
+        "watchlists:\n  - {id: leaders, title: Leaders, query: '@leaders', channels: [console]}\n",
+        encoding="utf-8",
+    )
+    items = write_items(
+        tmp_path,
+        json.dumps({"id": "a", "title": "Kim Chong-un meets Shoygu", "summary": ""}),
+        json.dumps({"id": "b", "title": "Kim Jong Un meets Putin", "summary": ""}),
+    )
+    status, rows, _ = run(["--config-dir", str(tmp_path), items], capsys)
+    assert status == 0
+    assert rows[0]["spellings"] == [
+        {"matched": "Kim Chong-un", "alias": "@leaders", "member": "Kim Jong Un"},
+        {"matched": "Shoygu", "alias": "@leaders", "member": "Шойгу"},
+    ]
+    assert "spellings" not in rows[1]  # the member as written fired

@@ -188,3 +188,21 @@ def test_check_explain_lists_what_an_alias_group_stands_for(config_dir: Path) ->
     typo = run_cli("check", "--config-dir", str(config_dir), "--explain", "@dprkk")
     assert typo.returncode == 1 and "no alias @dprkk (did you mean @dprk?)" in typo.stderr
     assert "Traceback" not in typo.stderr
+
+
+def test_check_explain_lists_each_member_s_other_spellings(config_dir: Path) -> None:
+    watchlists = {
+        "aliases": {"officials": ["Kim Jong Un", "Шойгу", "Putin"]},
+        "watchlists": [{"id": "w", "title": "W", "query": "@officials", "channels": ["console"]}],
+    }
+    write_config(config_dir, watchlists=watchlists)
+    done = run_cli("check", "--config-dir", str(config_dir), "--explain", "@officials")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    kim = lines.index("  Kim Jong Un")
+    assert lines[kim + 1].startswith("    spellings: Kim Jongun, Kim Jong Eun, ")
+    assert "Kim Chong Un" in lines[kim + 1]
+    shoigu = lines.index("  Шойгу")
+    assert lines[shoigu + 1] == "    spellings: Shoygu, Shoigu"
+    assert lines[lines.index("  Putin") + 1].startswith("  ")  # no spellings line for Latin
+    assert not lines[lines.index("  Putin") + 1].startswith("    spellings")

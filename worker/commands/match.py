@@ -5,7 +5,8 @@
 Reads JSON lines ``{"id", "title", "summary"}`` (other keys are allowed; ``feed_id`` and
 ``feed_tags`` are honoured for watch-lists restricted by ``sources``; ``guid`` stands in
 for a missing ``id``, as older ``watchfloor parse`` output has it) and prints one JSON
-line per match: ``{"id", "watchlist", "terms", "snippet"}``, so that
+line per match: ``{"id", "watchlist", "terms", "snippet"}`` (and ``spellings`` when a
+term matched only as another romanisation or transliteration of an alias member), so that
 ``watchfloor parse URL | watchfloor match -`` tries the watch-lists on a live feed. Title
 and summary are cleaned as the parser cleans a plain-text feed item (control characters
 and lone surrogates dropped, whitespace collapsed), so what matches here matches in the
@@ -19,12 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import IO, Any
 
 from alerts.match import Matcher, compile_matcher
+from alerts.spelling import spelling_table, which_spellings
 from feeds.language import detect_language
 from feeds.normalize import SUMMARY_LIMIT, TITLE_LIMIT
 from feeds.text import clean_text
@@ -52,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     config_dir = Path(args.config_dir or load_settings().config_dir)
     try:
         matcher = load_matcher(config_dir, args.watchlist)
+        table = spelling_table(load_watchlists(config_dir).aliases)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         with _open(args.file) as stream:
-            return _match_lines(matcher, stream, sys.stdout)
+            return _match_lines(matcher, stream, sys.stdout, table)
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -87,7 +90,12 @@ def _open(name: str) -> AbstractContextManager[IO[str]]:
     return open(name, encoding="utf-8")
 
 
-def _match_lines(matcher: Matcher, lines: Iterable[str], out: IO[str]) -> int:
+def _match_lines(
+    matcher: Matcher,
+    lines: Iterable[str],
+    out: IO[str],
+    spelled: Mapping[str, tuple[str, str]] | None = None,
+) -> int:
     status = 0
     for number, item in _items(lines):
         if isinstance(item, str):
@@ -107,6 +115,11 @@ def _match_lines(matcher: Matcher, lines: Iterable[str], out: IO[str]) -> int:
         for match in matches:
             row = {"id": _item_id(item), "watchlist": match.watchlist_id}
             row |= {"terms": match.terms, "snippet": match.snippet}
+            if found := which_spellings(match.terms, spelled or {}):  # which variant fired
+                row["spellings"] = [
+                    {"matched": s.matched, "alias": f"@{s.alias}", "member": s.member}
+                    for s in found
+                ]
             print(json.dumps(row, ensure_ascii=False), file=out)
     return status
 
