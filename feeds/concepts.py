@@ -43,6 +43,19 @@ _NOT_WORD = re.compile(r"[\W_]+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _SPACED_THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?![\d.,])")
 _COMMA_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+")
+# 14조6천억 (14.6 trillion), 1천200 (1,200), 120만; 14.6 trillion, 1,2 млн. Each starts where
+# no digit precedes, so a run of 50,000 digits is tried once, not 50,000 times.
+_KOREAN_AMOUNT = re.compile(r"(?<![\d.])\d+(?:\.\d+)?(?:조|억|만|천)(?:\d+(?:\.\d+)?|조|억|만|천)*")
+_KOREAN_PART = re.compile(r"\d+(?:\.\d+)?|조|억|만|천")
+_KOREAN_UNITS = {"조": 1e12, "억": 1e8, "만": 1e4}
+_SCALED = re.compile(
+    r"(?<![\d.,])(\d+(?:[.,]\d+)?)\s*(trillion|billion|million|thousand|трлн|млрд|млн|тыс)\b",
+    re.IGNORECASE,
+)
+_SCALES = {
+    "trillion": 1e12, "трлн": 1e12, "billion": 1e9, "млрд": 1e9,
+    "million": 1e6, "млн": 1e6, "thousand": 1e3, "тыс": 1e3,
+}  # fmt: skip
 _START, _GAP, _ANY, _END = r"(?<!\w)", r"\s+", r"\w*", r"\b"  # the inner-wildcard regex
 _MONTHS = {
     **{
@@ -217,7 +230,35 @@ def _numbers(nfkc: str, words: list[str]) -> set[str]:
             value = value.rstrip("0").rstrip(".")
         found.add(value.lstrip("0") or "0")
     found.update(str(_WORD_NUMBERS[w]) for w in words if w in _WORD_NUMBERS)
+    found.update(_amount(_korean_amount(m)) for m in _KOREAN_AMOUNT.findall(text))
+    for number, scale in _SCALED.findall(text):
+        found.add(_amount(float(number.replace(",", ".")) * _SCALES[scale.casefold()]))
     return found
+
+
+def _korean_amount(text: str) -> float:
+    """14조6천억 is 14 x 10^12 + 6 x 10^3 x 10^8; 1천200 is 1,200."""
+    total = group = 0.0
+    current: float | None = None
+    for part in _KOREAN_PART.findall(text):
+        if part == "천":
+            group += (1.0 if current is None else current) * 1e3
+        elif part in _KOREAN_UNITS:
+            group += current or 0.0
+            total += (group or 1.0) * _KOREAN_UNITS[part]
+            group = 0.0
+        else:
+            current = float(part)
+            continue
+        current = None
+    return total + group + (current or 0.0)
+
+
+def _amount(value: float) -> str:
+    """One string per amount however written: 1200, or 1.46e+13 past a million."""
+    if value < 1e6 and value == int(value):
+        return str(int(value))
+    return f"{value:.3g}"
 
 
 def _evidence(text: str, lexicon: Lexicon, actions: list[tuple[int, int]]) -> set[int]:
@@ -232,7 +273,7 @@ def _evidence(text: str, lexicon: Lexicon, actions: list[tuple[int, int]]) -> se
 
 
 def _number_kind(value: str) -> str:
-    if "." in value or len(value) > 4:
+    if "." in value or "e" in value or len(value) > 4:
         return "big"
     number = int(value)
     if 1900 <= number <= 2100:

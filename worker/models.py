@@ -94,7 +94,7 @@ class Feed(Base):
     etag: Mapped[str | None] = mapped_column(Text)
     last_modified: Mapped[str | None] = mapped_column(Text)
     body_hash: Mapped[str | None] = mapped_column(String(64))
-    next_poll_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    next_poll_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -321,7 +321,10 @@ class StoryBand(Base):
     """LSH band keys of a story's signature: an indexed equality lookup finds candidates."""
 
     __tablename__ = "story_bands"
-    __table_args__ = (Index("ix_story_bands_key_seen", "key", "seen_at"),)
+    __table_args__ = (
+        Index("ix_story_bands_key_seen", "key", "seen_at"),  # candidates: key, in the window
+        Index("ix_story_bands_seen_at", "seen_at"),  # pruning (migration 0008)
+    )
 
     key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     story_id: Mapped[int] = mapped_column(

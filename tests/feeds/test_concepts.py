@@ -55,7 +55,7 @@ def test_a_form_with_an_inner_wildcard_matches_each_word_s_ending() -> None:
     ("text", "expected"),
     [
         ("600 km, 1,000 people and 1 000 more", {"600", "1000"}),
-        ("3,5 million or 3.5 million, 2.50%", {"3.5", "2.5"}),
+        ("3,5 million or 3.5 million, 2.50%", {"3.5", "3.5e+06", "2.5"}),
         ("March 3", {"3"}),
         ("3 марта", {"3"}),
         ("3월 3일 600여㎞", {"3", "600"}),
@@ -65,6 +65,21 @@ def test_a_form_with_an_inner_wildcard_matches_each_word_s_ending() -> None:
 )
 def test_numbers_are_canonical_across_languages(text: str, expected: set[str]) -> None:
     assert concepts.numbers(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["14조6천억원", "14.6 trillion won", "14,6 трлн вон", "14.6 Trillion"]
+)
+def test_an_amount_is_one_number_in_korean_english_and_russian_notation(text: str) -> None:
+    assert "1.46e+13" in concepts.numbers(text)
+
+
+@pytest.mark.parametrize(
+    ("korean", "western"),
+    [("1천200여명", "1,200"), ("120만명", "1.2 million"), ("82조원", "82 trillion")],
+)
+def test_korean_amounts_meet_their_western_spelling(korean: str, western: str) -> None:
+    assert concepts.numbers(korean) & concepts.numbers(western)
 
 
 def test_a_number_s_kind_is_in_its_code() -> None:
@@ -111,3 +126,5 @@ def test_every_concept_has_a_known_kind_and_forms() -> None:
 def test_hostile_text_is_handled_in_bounded_time() -> None:
     evidence = concepts.extract("x" * 10_000, "9" * 50_000 + " ракет" * 10_000)
     assert code("missile") in evidence.codes
+    for hostile in ("9" * 50_000 + "만", "1." * 25_000, "9 " * 25_000 + "x", "1,2" * 20_000):
+        assert concepts.numbers(hostile)  # linear: each pattern starts after a non-digit

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, Update, func, select, update
 from sqlalchemy.orm import Session
 
 from feeds.sources import FeedSource
@@ -93,21 +93,29 @@ def claim_due(
     session: Session, feed_ids: Iterable[str], now: datetime, lease: timedelta
 ) -> list[str]:
     """Push ``next_poll_at`` ahead atomically, so two beats never enqueue one feed twice."""
-    due = session.scalars(
-        select(Feed.id).where(
-            Feed.id.in_(list(feed_ids)), Feed.next_poll_at <= now, Feed.disabled_reason.is_(None)
-        )
-    ).all()
+    due = session.scalars(due_query(feed_ids, now)).all()
     claimed = []
     for feed_id in due:
-        result = session.execute(
-            update(Feed)
-            .where(Feed.id == feed_id, Feed.next_poll_at <= now)
-            .values(next_poll_at=now + lease)
-        )
+        result = session.execute(claim_statement(feed_id, now, lease))
         if getattr(result, "rowcount", 0):
             claimed.append(feed_id)
     return claimed
+
+
+def due_query(feed_ids: Iterable[str], now: datetime) -> Select[str]:
+    """The configured, enabled feeds due at ``now`` (worker.store.plans explains it)."""
+    return select(Feed.id).where(
+        Feed.id.in_(list(feed_ids)), Feed.next_poll_at <= now, Feed.disabled_reason.is_(None)
+    )
+
+
+def claim_statement(feed_id: str, now: datetime, lease: timedelta) -> Update:
+    """Claim one due feed: it matches no row once another process has claimed it."""
+    return (
+        update(Feed)
+        .where(Feed.id == feed_id, Feed.next_poll_at <= now)
+        .values(next_poll_at=now + lease)
+    )
 
 
 def record_poll(session: Session, feed_id: str, record: PollRecord, now: datetime) -> int:

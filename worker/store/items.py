@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Delete, Select, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from alerts.search import index_text
@@ -64,19 +64,11 @@ def insert_new(
     """Insert unseen items (by GUID, then by canonical URL within the feed), in one
     statement; returns (id, item) of those inserted, in feed order."""
     urls = [i.url for i in items if i.url]
-    known_urls = set(
-        session.scalars(
-            select(Item.canonical_url).where(Item.feed_id == feed_id, Item.canonical_url.in_(urls))
-        )
-    )
+    known_urls = set(session.scalars(url_lookup(feed_id, urls)))
     fresh = list({i.guid: i for i in items if not i.url or i.url not in known_urls}.values())
     if not fresh:
         return []
-    known_guids = set(
-        session.scalars(
-            select(Item.guid).where(Item.feed_id == feed_id, Item.guid.in_([i.guid for i in fresh]))
-        )
-    )
+    known_guids = set(session.scalars(guid_lookup(feed_id, [i.guid for i in fresh])))
     rows = [_item_row(feed_id, item, now) for item in fresh if item.guid not in known_guids]
     if not rows:
         return []
@@ -92,8 +84,17 @@ def known_guids(session: Session, feed_id: str, guids: Sequence[str]) -> set[str
     """Which of these item ids the feed has stored already."""
     if not guids:
         return set()
-    query = select(Item.guid).where(Item.feed_id == feed_id, Item.guid.in_(list(guids)))
-    return set(session.scalars(query))
+    return set(session.scalars(guid_lookup(feed_id, guids)))
+
+
+def url_lookup(feed_id: str, urls: Sequence[str]) -> Select[str | None]:
+    return select(Item.canonical_url).where(
+        Item.feed_id == feed_id, Item.canonical_url.in_(list(urls))
+    )
+
+
+def guid_lookup(feed_id: str, guids: Sequence[str]) -> Select[str]:
+    return select(Item.guid).where(Item.feed_id == feed_id, Item.guid.in_(list(guids)))
 
 
 def seen_times(session: Session, feed_id: str, since: datetime, limit: int = 200) -> list[datetime]:
@@ -131,11 +132,7 @@ def candidate_stories(
     keys = list(set(keys))
     if not keys:
         return {}, {}
-    bands = session.execute(
-        select(StoryBand.key, StoryBand.story_id)
-        .join(Story, Story.id == StoryBand.story_id)
-        .where(StoryBand.key.in_(keys), Story.last_seen >= since)
-    ).all()
+    bands = session.execute(band_lookup(keys, since)).all()
     index: dict[int, set[int]] = {}
     for key, story_id in bands:
         index.setdefault(key, set()).add(story_id)
@@ -145,12 +142,7 @@ def candidate_stories(
         select(Story.id, Story.first_seen, Story.last_seen).where(Story.id.in_(ids))
     )
     stories = {story_id: StoryRecord(story_id, first, last) for story_id, first, last in rows}
-    seen = func.coalesce(Item.published_at, Item.fetched_at)
-    members = session.execute(
-        select(Item.story_id, Item.signature, seen).where(
-            Item.story_id.in_(ids), Item.signature.is_not(None)
-        )
-    ).all()
+    members = session.execute(members_lookup(ids)).all()
     for member_of, signature, at in members:
         if member_of is not None and signature is not None:  # both are, by the WHERE
             stories[member_of].members.append(Member(signature, _aware(at)))
@@ -158,6 +150,22 @@ def candidate_stories(
     for story in session.scalars(select(Story).where(Story.id.in_([s.id for s in legacy]))):
         stories[story.id].members.append(Member(story.signature, story.first_seen))
     return stories, index
+
+
+def band_lookup(keys: Sequence[int], since: datetime) -> Select[int, int]:
+    """Band keys of stories seen in the window: the candidates of a poll's new items."""
+    return (
+        select(StoryBand.key, StoryBand.story_id)
+        .join(Story, Story.id == StoryBand.story_id)
+        .where(StoryBand.key.in_(list(keys)), Story.last_seen >= since)
+    )
+
+
+def members_lookup(story_ids: Sequence[int]) -> Select[int | None, str | None, datetime]:
+    seen = func.coalesce(Item.published_at, Item.fetched_at)
+    return select(Item.story_id, Item.signature, seen).where(
+        Item.story_id.in_(list(story_ids)), Item.signature.is_not(None)
+    )
 
 
 def _aware(value: datetime) -> datetime:
@@ -254,8 +262,16 @@ def prune(session: Session, now: datetime, keep_items: timedelta, keep_bands: ti
 
     Matches, deliveries and the items they name stay: an alert can always be re-rendered.
     """
-    alerted = select(MatchRow.item_id)
-    old = delete(Item).where(Item.fetched_at < now - keep_items, Item.id.not_in(alerted))
+    old = prune_items_statement(now - keep_items)
     removed = session.execute(old.execution_options(synchronize_session=False))
-    session.execute(delete(StoryBand).where(StoryBand.seen_at < now - keep_bands))
+    session.execute(prune_bands_statement(now - keep_bands))
     return int(getattr(removed, "rowcount", 0) or 0)
+
+
+def prune_items_statement(before: datetime) -> Delete:
+    """Items fetched before ``before`` that no alert names."""
+    return delete(Item).where(Item.fetched_at < before, Item.id.not_in(select(MatchRow.item_id)))
+
+
+def prune_bands_statement(before: datetime) -> Delete:
+    return delete(StoryBand).where(StoryBand.seen_at < before)
