@@ -49,9 +49,15 @@ COPIES = {
 
 @contextmanager
 def story_stack(
-    tmp_path: Path, db_url: str, official: tuple[str, ...] = (), **watchlist_extra: Any
+    tmp_path: Path,
+    db_url: str,
+    official: tuple[str, ...] = (),
+    names: tuple[str, ...] = tuple(COPIES),
+    watchlists: dict[str, Any] | None = None,
+    **watchlist_extra: Any,
 ) -> Iterator[tuple]:
-    """The three feeds (those in ``official`` tagged so), a webhook and an email channel."""
+    """The feeds ``names`` (those in ``official`` tagged so), a webhook and an email
+    channel; the guarantees' watch-list unless ``watchlists`` (a whole file) is given."""
     with FeedServer() as feeds, WebhookReceiver() as hook, SMTPServer() as smtp:
         watchlist = {**WATCHLIST, "channels": ["hook", "mail"], **watchlist_extra}
         config_dir = write_config(
@@ -62,9 +68,9 @@ def story_stack(
                     "url": feeds.url(name),
                     "tags": ["official"] if name in official else [],
                 }
-                for name in COPIES
+                for name in names
             ],
-            watchlists={"watchlists": [watchlist]},
+            watchlists=watchlists or {"watchlists": [watchlist]},
             channels=[
                 {"id": "hook", "type": "webhook", "url": hook.url, "secret": SECRET},
                 {
@@ -200,62 +206,41 @@ def test_one_event_in_korean_russian_and_english_is_one_alert_per_watchlist(
 ) -> None:
     """Three feeds, three languages: one alert per watch-list, naming all three sources and
     languages; the same kind of launch a week later is a new story and alerts again."""
-    with FeedServer() as feeds, WebhookReceiver() as hook, SMTPServer() as smtp:
-        config_dir = write_config(
-            tmp_path / "config",
-            feeds=[{"id": name, "url": feeds.url(name)} for name in LAUNCH],
-            watchlists=MULTILINGUAL,
-            channels=[
-                {"id": "hook", "type": "webhook", "url": hook.url, "secret": SECRET},
-                {
-                    "id": "mail",
-                    "type": "email",
-                    "to": ["desk@example.org"],
-                    "from": "wf@example.org",
-                    "smtp": {"host": "127.0.0.1", "port": smtp.port, "security": "none"},
-                },
-            ],
-        )
-        settings = replace(
-            load_settings(), config_dir=config_dir, database_url=db_url, allow_private_urls=True
-        )
-        rt = build_runtime(settings)
-        try:
-            now = datetime.now(UTC)
-            for name in LAUNCH:  # the first poll of each feed is behind us
-                feeds.publish(name, FeedEntry(f"{name}-old", "Seoul stocks close higher"))
-                pipeline.poll_feed(rt, name)
+    stack = story_stack(tmp_path, db_url, names=tuple(LAUNCH), watchlists=MULTILINGUAL)
+    with stack as (rt, feeds, hook, smtp):
+        now = datetime.now(UTC)
+        for name in LAUNCH:  # the first poll of each feed is behind us
+            feeds.publish(name, FeedEntry(f"{name}-old", "Seoul stocks close higher"))
+            pipeline.poll_feed(rt, name)
 
-            def launch(week: int, day: int, km: int) -> list[str]:
-                for n, (name, (title, summary)) in enumerate(LAUNCH.items()):
-                    at = now - timedelta(days=7 * (1 - week), hours=3 - n)
-                    text = summary.format(day=day, km=km)
-                    feeds.publish(name, FeedEntry(f"{name}-{week}", title, text, published=at))
-                outcomes = [pipeline.poll_feed(rt, name) for name in LAUNCH]
-                return [d for o in outcomes for d in o.delivery_ids]
+        def launch(week: int, day: int, km: int) -> list[str]:
+            for n, (name, (title, summary)) in enumerate(LAUNCH.items()):
+                at = now - timedelta(days=7 * (1 - week), hours=3 - n)
+                text = summary.format(day=day, km=km)
+                feeds.publish(name, FeedEntry(f"{name}-{week}", title, text, published=at))
+            outcomes = [pipeline.poll_feed(rt, name) for name in LAUNCH]
+            return [d for o in outcomes for d in o.delivery_ids]
 
-            first = launch(0, 21, 600)
-            assert len(first) == 3  # missile-tests by webhook and email, dprk by webhook
-            for delivery_id in first:
-                assert deliver_row(rt, Kind.DELIVERY, delivery_id).status == "sent"
-            data = [json.loads(r.body)["data"] for r in hook.requests]
-            assert sorted(d["watchlist"]["id"] for d in data) == ["dprk", "missile-tests"]
-            for d in data:
-                assert d["item"]["language"] == "ko"  # Yonhap was first
-                assert d["story"]["sources"] == list(LAUNCH)
-                assert d["story"]["languages"] == ["ko", "ru", "en"]
-            text = smtp.messages[0].parsed().get_body(("plain",)).get_content()
-            assert "Also reported by: tass-ru, reuters-en" in text
-            assert "Reported in: ko, ru, en" in text
-            with rt.sessions() as s:
-                stories = set(s.scalars(sa.select(Item.story_id).where(Item.guid.like("%-0"))))
-                assert len(stories) == 1
+        first = launch(0, 21, 600)
+        assert len(first) == 3  # missile-tests by webhook and email, dprk by webhook
+        for delivery_id in first:
+            assert deliver_row(rt, Kind.DELIVERY, delivery_id).status == "sent"
+        data = [json.loads(r.body)["data"] for r in hook.requests]
+        assert sorted(d["watchlist"]["id"] for d in data) == ["dprk", "missile-tests"]
+        for d in data:
+            assert d["item"]["language"] == "ko"  # Yonhap was first
+            assert d["story"]["sources"] == list(LAUNCH)
+            assert d["story"]["languages"] == ["ko", "ru", "en"]
+        text = smtp.messages[0].parsed().get_body(("plain",)).get_content()
+        assert "Also reported by: tass-ru, reuters-en" in text
+        assert "Reported in: ko, ru, en" in text
+        with rt.sessions() as s:
+            stories = set(s.scalars(sa.select(Item.story_id).where(Item.guid.like("%-0"))))
+            assert len(stories) == 1
 
-            second = launch(1, 28, 450)  # a week later: a new launch, a new story
-            assert len(second) == 3
-            with rt.sessions() as s:
-                again = set(s.scalars(sa.select(Item.story_id).where(Item.guid.like("%-1"))))
-                assert len(again) == 1 and again.isdisjoint(stories)
-                assert s.scalar(sa.select(sa.func.count(MatchRow.id))) == 4
-        finally:
-            rt.engine.dispose()
+        second = launch(1, 28, 450)  # a week later: a new launch, a new story
+        assert len(second) == 3
+        with rt.sessions() as s:
+            again = set(s.scalars(sa.select(Item.story_id).where(Item.guid.like("%-1"))))
+            assert len(again) == 1 and again.isdisjoint(stories)
+            assert s.scalar(sa.select(sa.func.count(MatchRow.id))) == 4
