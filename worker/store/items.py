@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Delete, Select, delete, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from alerts.search import index_text
 from feeds.story import informative_keys
@@ -233,28 +233,32 @@ def story_sources(
     session: Session, story_id: int | None, except_item: int | None = None
 ) -> list[str]:
     """Feed ids that carried the story, first reporter first."""
-    if story_id is None:
-        return []
-    query = select(Item.feed_id, func.min(Item.fetched_at).label("first"))
-    query = query.where(Item.story_id == story_id)
-    if except_item is not None:
-        query = query.where(Item.id != except_item)
-    rows = session.execute(query.group_by(Item.feed_id).order_by("first"))
-    return [feed_id for feed_id, _ in rows]
+    return _first_reported(session, Item.feed_id, story_id, except_item)
 
 
 def story_languages(
     session: Session, story_id: int | None, except_item: int | None = None
 ) -> list[str]:
     """The languages the story was reported in so far (detected ones only), first first."""
+    found = _first_reported(session, Item.language, story_id, except_item)
+    return [lang for lang in found if lang != "und"]
+
+
+def _first_reported(
+    session: Session,
+    column: InstrumentedAttribute[str] | InstrumentedAttribute[str | None],
+    story_id: int | None,
+    except_item: int | None,
+) -> list[str]:
+    """Distinct values of ``column`` among the story's items, in order of first fetch."""
     if story_id is None:
         return []
-    query = select(Item.language, func.min(Item.fetched_at).label("first"))
-    query = query.where(Item.story_id == story_id, Item.language.is_not(None))
+    query = select(column, func.min(Item.fetched_at).label("first"))
+    query = query.where(Item.story_id == story_id, column.is_not(None))
     if except_item is not None:
         query = query.where(Item.id != except_item)
-    rows = session.execute(query.group_by(Item.language).order_by("first", Item.language))
-    return [lang for lang, _ in rows if lang and lang != "und"]
+    rows = session.execute(query.group_by(column).order_by("first", column))
+    return [value for value, _ in rows if value]
 
 
 def prune(session: Session, now: datetime, keep_items: timedelta, keep_bands: timedelta) -> int:
