@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.errors import ParseError, SelectorError
+from feeds.deadline import ParseTimeout, bounded_time
 from feeds.normalize import RawEntry, canonical_url, normalize_entry
 from feeds.text import decode_body
 from feeds.types import FeedItem, ParsedFeed
@@ -104,8 +105,6 @@ def parse_page_body(
 ) -> ParsedFeed:
     """``parse_page`` on a fetched body, decoded as feeds are and within the same time limit
     (deep nesting and huge pages end as a ParseError, never a hang)."""
-    from feeds.parse import ParseTimeout, bounded_time
-
     if not body.strip():
         raise ParseError("empty document")
     try:

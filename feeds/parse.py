@@ -30,11 +30,7 @@ import heapq
 import io
 import json
 import re
-import signal
-import threading
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime, parsedate_tz
 from typing import Any, TypeVar
@@ -43,6 +39,7 @@ from xml.sax import SAXParseException
 import feedparser
 
 from common.errors import ParseError
+from feeds.deadline import ParseTimeout, bounded_time
 from feeds.normalize import RawEntry, normalize_entry
 from feeds.text import clean_text, collapse, decode_body, truncate
 from feeds.types import ParsedFeed
@@ -92,12 +89,12 @@ def parse_feed(
     if not body.strip():
         raise ParseError("empty document")
     try:
-        with _time_limit(time_limit):
+        with bounded_time(time_limit):
             text, _ = decode_body(body, content_type)
             if text.lstrip().startswith(("{", "[")):
                 return _json_feed(text, url, now)
             return _xml_feed(text, url, now)
-    except _ParseTimeout:
+    except ParseTimeout:
         raise ParseError(f"parse took longer than {time_limit:g}s") from None
     except RecursionError:
         raise ParseError("document nested too deeply") from None
@@ -350,48 +347,6 @@ def _timestamp(value: Any) -> float:
         return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() if when else _UNDATED
     parsed = parsedate_tz(value)
     return calendar.timegm(parsed[:9]) - (parsed[9] or 0) if parsed else _UNDATED
-
-
-# --- time limit ----------------------------------------------------------------------------
-
-
-class _ParseTimeout(BaseException):
-    """Raised from the SIGALRM handler; a BaseException so no ``except Exception`` eats it."""
-
-
-@contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
-    """Interrupt the block after ``seconds`` (main thread only); keep any outer timer."""
-    if (
-        seconds <= 0
-        or not hasattr(signal, "setitimer")
-        or threading.current_thread() is not threading.main_thread()
-    ):
-        yield
-        return
-    outer_handler = signal.getsignal(signal.SIGALRM)
-    outer_delay, outer_interval = signal.getitimer(signal.ITIMER_REAL)
-    start = time.monotonic()
-    signal.signal(signal.SIGALRM, _on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer_delay or seconds))
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(
-            signal.SIGALRM, outer_handler if outer_handler is not None else signal.SIG_DFL
-        )
-        if outer_delay:
-            left = max(outer_delay - (time.monotonic() - start), 0.001)
-            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
-
-
-def _on_alarm(signum: int, frame: Any) -> None:
-    raise _ParseTimeout
-
-
-# for the other parsers of fetched bodies (feeds/page.py)
-bounded_time, ParseTimeout = _time_limit, _ParseTimeout
 
 
 # --- JSON Feed -----------------------------------------------------------------------------

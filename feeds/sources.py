@@ -38,6 +38,7 @@ class FeedSource(BaseModel):
     follow_delay: timedelta = timedelta(seconds=1)  # between two fetches of one host
     follow_max: int = Field(default=10, ge=1, le=100)  # article fetches per poll
     robots: Literal["obey", "ignore"] = "obey"  # robots.txt, for follow fetches
+    render: Literal["none", "browser"] = "none"  # page: run its scripts in headless Chromium
     headers: tuple[tuple[str, str], ...] = ()
 
     @field_validator("headers", mode="before")
@@ -83,6 +84,8 @@ class FeedSource(BaseModel):
             )
         if self.type == "rss" and (self.select is not None or self.follow):
             raise ValueError("select and follow are for type: page or json")
+        if self.render == "browser" and self.type != "page":
+            raise ValueError("render: browser is for type: page")
         if self.select is not None and self.type == "page":
             check_selectors(self.select)
         if self.select is not None and self.type == "json":

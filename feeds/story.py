@@ -30,6 +30,7 @@ import struct
 import sys
 import unicodedata
 from array import array
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -54,6 +55,8 @@ MAX_CONCEPTS = 128  # concept and number codes kept per item
 
 # A band key shared by more stories than this in the window finds no story: it is dropped.
 MAX_STORIES_PER_KEY = 32
+MAX_VOTERS = 24  # members of a candidate story compared with a new item, the nearest in time
+MAX_CANDIDATES = 16  # stories an item is compared with, those sharing the most band keys
 # Tuned on tests/data/stories.jsonl, see bench/stories.py.
 MIN_SHARED = 3.0  # fewer shared shingles than this is chance
 CERTAIN_JACCARD = 0.5  # this much overlap is one story whatever the headlines say
@@ -77,8 +80,7 @@ EVENT_WEIGHTS = {
 EVENT_MIN_SHARED = 2.0  # weight the two items must share
 EVENT_JACCARD = 0.5
 EVENT_CONTAINMENT = 0.8  # of the smaller item's weight: a headline-only copy
-ACTION_CONFLICT = False
-CONCEPT_KEYS = 6  # the heaviest concepts whose pairs become band keys
+CONCEPT_KEYS = 8  # the heaviest concepts whose pairs become band keys
 _WEIGHT_OF_KIND = tuple(EVENT_WEIGHTS[kind] for kind in concept_evidence.KINDS)
 
 _PERSON = b"watchfloor-st"
@@ -219,7 +221,7 @@ class EventOverlap:
     jaccard: float  # shared / weight of the union
     containment: float  # shared / the lighter item's weight
     same_kind_of_thing: bool  # they share a weapon, system or action, not only names
-    action_conflict: bool  # a headline's main action appears nowhere in the other item
+    anchored: bool  # they share a person, agency, place or number (a year aside)
     place_conflict: bool  # both headlines name places the other item never mentions
 
 
@@ -234,7 +236,7 @@ def event_overlap(a: StorySignature, b: StorySignature) -> EventOverlap:
         jaccard=shared / union if union else 0.0,
         containment=shared / lighter if lighter else 0.0,
         same_kind_of_thing=bool(kinds & _SPECIFIC_KINDS),
-        action_conflict=_action_conflict(a, b) or _action_conflict(b, a),
+        anchored=bool(kinds & _ANCHOR_KINDS) or _headlines_pin(a, b),
         place_conflict=_place_conflict(a, b),
     )
 
@@ -242,24 +244,29 @@ def event_overlap(a: StorySignature, b: StorySignature) -> EventOverlap:
 def same_event(a: StorySignature, b: StorySignature) -> bool:
     """Whether two items, in any languages, name enough of the same things to be one event.
 
-    They must share a weapon, system or action and enough weight; neither headline may
-    name an action the other item never mentions (a launch and the UN meeting about it
-    share nearly every name, but one headline's meeting is nowhere in the launch report),
-    and when both headlines name places, one of them must appear in the other item (drones
-    over Belgorod, drones over Kursk).
+    They must share a weapon, system or action, something that pins the event down (a
+    person, an agency, a place or a number, not only a year; or a country and a weapon or
+    action both headlines name), and enough weight. Long reports that each mention troops,
+    sanctions, a launch and a treaty share those words but are different events. When both
+    headlines name places, one of them must appear in the other item (drones over
+    Belgorod, drones over Kursk).
     """
     if not a.concepts or not b.concepts:
         return False
     o = event_overlap(a, b)
-    if not o.same_kind_of_thing or o.action_conflict or o.place_conflict:
+    if not (o.same_kind_of_thing and o.anchored) or o.place_conflict:
         return False
     if o.shared < EVENT_MIN_SHARED:
         return False
     return o.jaccard >= EVENT_JACCARD or o.containment >= EVENT_CONTAINMENT
 
 
-def _action_conflict(a: StorySignature, b: StorySignature) -> bool:
-    return ACTION_CONFLICT and bool(a.action) and a.action not in b.concept_set
+def _headlines_pin(a: StorySignature, b: StorySignature) -> bool:
+    """Both headlines name the same country and the same weapon or action ("North Korea
+    fires ballistic missile", "북한, 탄도미사일 발사"): the headline says what happened, so
+    this pins the event as a shared place or number would."""
+    kinds = {code & 7 for code in set(a.title_concepts).intersection(b.title_concepts)}
+    return _STATE in kinds and bool(kinds & _SPECIFIC_KINDS)
 
 
 def _place_conflict(a: StorySignature, b: StorySignature) -> bool:
@@ -279,6 +286,7 @@ def _weight(codes: Iterable[int]) -> float:
 _WHAT = concept_evidence.WHAT_CODE
 _WHERE = concept_evidence.KIND_CODE["where"]
 _SPECIFIC_KINDS = frozenset({_WHAT, concept_evidence.KIND_CODE["thing"]})
+_ANCHOR_KINDS = frozenset(concept_evidence.KIND_CODE[k] for k in ("who", "where", "small", "big"))
 
 
 def joins_story(sig: StorySignature, members: Iterable[StorySignature]) -> bool:
@@ -315,13 +323,29 @@ def choose_story(
     """
     best: tuple[float, int] | None = None
     for candidate in candidates:
-        near = [m for m, at in candidate.members if within_window(seen, at, window)]
+        near = _voters(candidate.members, seen, window)
         if not near or not joins_story(sig, near):
             continue
         score = max(similarity(sig, member) for member in near)
         if best is None or score > best[0]:  # on a tie the earlier candidate stays
             best = (score, candidate.story_id)
     return None if best is None else best[1]
+
+
+def _voters(
+    members: Iterable[tuple[StorySignature, datetime]], seen: datetime, window: timedelta
+) -> list[StorySignature]:
+    """The members within the window that vote: the ``MAX_VOTERS`` seen closest to the item.
+    A big story (hundreds of copies of one launch) costs each new item a bounded number of
+    comparisons, and its nearest copies speak for it."""
+    near = [
+        (abs(at - seen), n, m)
+        for n, (m, at) in enumerate(members)
+        if within_window(seen, at, window)
+    ]
+    if len(near) > MAX_VOTERS:
+        near = sorted(near, key=lambda entry: entry[:2])[:MAX_VOTERS]
+    return [m for _, _, m in near]
 
 
 class StoryFiler:
@@ -346,9 +370,8 @@ class StoryFiler:
     def file(self, sig: StorySignature, seen: datetime, keys: Iterable[int] | None = None) -> int:
         """The story the item joins (or a new one's negative id); ``keys`` are its band
         keys when the caller has them already."""
-        keys = band_keys(sig) if keys is None else keys
-        # oldest first: stored stories by id, then the ones made here in order (-1, -2, ...)
-        ids = sorted({sid for key in keys for sid in self.index.get(key, ())}, key=_age)
+        keys = band_keys(sig) if keys is None else tuple(keys)
+        ids = [sid for sid in nearest_candidates(keys, self.index) if sid in self.members]
         candidates = [Candidate(sid, tuple(self.members[sid])) for sid in ids]
         chosen = choose_story(sig, seen, candidates, self.window)
         if chosen is None:
@@ -359,6 +382,19 @@ class StoryFiler:
         for key in keys:
             self.index.setdefault(key, set()).add(chosen)
         return chosen
+
+
+def nearest_candidates(
+    keys: Iterable[int], index: dict[int, set[int]], limit: int = MAX_CANDIDATES
+) -> list[int]:
+    """The stories an item is compared with: at most ``limit`` of those its band keys point
+    at, the ones sharing the most keys first (in LSH, more shared bands means more alike),
+    the newest on a tie; returned oldest first, the order ``choose_story`` breaks ties in.
+    Chance collisions with many stories then cost a bounded number of comparisons."""
+    shared = Counter(sid for key in keys for sid in index.get(key, ()))
+    newest_first = sorted(shared, key=_age, reverse=True)
+    best = sorted(newest_first, key=lambda sid: -shared[sid])[:limit]  # a stable sort
+    return sorted(best, key=_age)
 
 
 def informative_keys(
@@ -421,13 +457,17 @@ def band_keys(sig: StorySignature) -> tuple[int, ...]:
 def concept_keys(sig: StorySignature) -> tuple[int, ...]:
     """Keys that let copies in other languages find each other: every pair of the item's
     ``CONCEPT_KEYS`` heaviest concepts and big numbers (countries aside, which a whole topic
-    shares). Copies of one event share their heaviest evidence, so they share a pair."""
+    shares) that holds a person, agency, place or number. Copies of one event share their
+    heaviest evidence and ``same_event`` needs such an anchor, so they share a pair; pairs of
+    common nouns alone (a launch, a satellite) would point at every story of a topic."""
     heavy = sorted(
         (c for c in sig.concepts if c & 7 != _STATE and _WEIGHT_OF_KIND[c & 7] >= 1.0),
         key=lambda c: (-_WEIGHT_OF_KIND[c & 7], c),
     )[:CONCEPT_KEYS]
     keys = []
     for first, second in combinations(sorted(heavy), 2):
+        if first & 7 not in _ANCHOR_KINDS and second & 7 not in _ANCHOR_KINDS:
+            continue  # same_event needs a shared anchor: a launch and a satellite are not one
         data = struct.pack("<BBII", sig.version, 2, first, second)
         digest = hashlib.blake2b(data, digest_size=8, person=_PERSON).digest()
         keys.append(int.from_bytes(digest, "big", signed=True))

@@ -266,6 +266,14 @@ OPTIONS: tuple[Option, ...] = (
         "HOST:PORT the console listens on (`watchfloor web`, and `watchfloor run`)",
     ),
     Option(
+        "WATCHFLOOR_CHROMIUM",
+        "chromium",
+        "/usr/bin/chromium",
+        lambda text: text.strip(),
+        "the headless Chromium that page sources with `render: browser` run (Debian's "
+        "`chromium` package)",
+    ),
+    Option(
         "WATCHFLOOR_PUBLIC_URL",
         "public_url",
         "",
@@ -342,6 +350,7 @@ class Settings:
     secret_key: str
     log_format: str
     log_level: str | None  # None: the command's own default
+    chromium: str = "/usr/bin/chromium"
     # the SQLite file under var_dir, not a database someone runs: commands may migrate it
     embedded_database: bool = False
 

@@ -33,7 +33,9 @@ def file_items(
     seen = {item_id: item.published_at or now for item_id, item in items}
     keys = {item_id: frozenset(story_core.band_keys(sig)) for item_id, sig in sigs.items()}
     since = min(seen.values()) - window
-    known, index = items_store.candidate_stories(session, set().union(*keys.values()), since)
+    index = items_store.band_index(session, set().union(*keys.values()), since)
+    wanted = {sid for k in keys.values() for sid in story_core.nearest_candidates(k, index)}
+    known = items_store.stories_with_members(session, wanted)
     filer = story_core.StoryFiler({sid: _parsed(s) for sid, s in known.items()}, index, window)
     new_stories: list[NewStory] = []
     filed: list[Filed] = []

@@ -326,9 +326,46 @@ def test_the_time_limit_restores_an_outer_alarm() -> None:
     assert 0 < remaining <= 100
 
 
-def test_parsing_off_the_main_thread_works_without_a_timer() -> None:
-    results: list[int] = []
-    thread = threading.Thread(target=lambda: results.append(len(parse(BIG).items)))
+def test_off_the_main_thread_a_parse_keeps_its_time_limit() -> None:
+    """Pushes are parsed in the web server's threads and polls in ``-P threads`` workers,
+    where no signal reaches: the watchdog cuts the parse there too, and a parse within
+    its limit is untouched, with no timeout left pending after it."""
+    results: list[object] = []
+
+    def run(limit: float) -> None:
+        try:
+            results.append(len(parse(BIG, time_limit=limit).items))
+        except ParseError as exc:
+            results.append(exc.message)
+        sum(range(200_000))  # any timeout still pending would be raised here, in the thread
+
+    for limit in (1e-6, 60.0):
+        thread = threading.Thread(target=run, args=(limit,))
+        thread.start()
+        thread.join(60)
+    assert results == ["parse took longer than 1e-06s", MAX_ITEMS]
+
+
+def test_the_watchdog_never_fires_after_its_block() -> None:
+    """Blocks that end right at their deadline: the timeout is raised inside or withdrawn."""
+    from feeds.deadline import ParseTimeout, bounded_time
+
+    outcomes: list[str] = []
+
+    def run() -> None:
+        for _ in range(300):
+            try:
+                with bounded_time(0.0005):
+                    sum(range(3_000))
+                outcomes.append("done")
+            except ParseTimeout:
+                outcomes.append("cut")
+        try:
+            sum(range(2_000_000))
+        except ParseTimeout:
+            outcomes.append("late")
+
+    thread = threading.Thread(target=run)
     thread.start()
     thread.join(60)
-    assert results == [MAX_ITEMS]
+    assert len(outcomes) == 300 and "late" not in outcomes

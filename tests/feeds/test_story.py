@@ -399,3 +399,91 @@ def test_a_band_key_shared_by_too_many_stories_is_dropped() -> None:
     index = {1: {10, 11}, 2: set(range(story.MAX_STORIES_PER_KEY + 1)), 3: {12}}
     assert story.informative_keys(index) == {1: {10, 11}, 3: {12}}
     assert story.informative_keys(index, limit=1) == {3: {12}}
+
+
+# Reports that mention the desk's common nouns (troops, sanctions, a launch, a treaty, a
+# satellite) in every paragraph, as long items and roundups do, but no common name or number.
+ROUNDUP_A = (
+    "Troops held drills near the border as the ministry weighed new sanctions. Officials "
+    "said the satellite launch was delayed while the treaty talks went on. The council "
+    "meeting on sanctions ended without a statement on the troops or the launch."
+)
+ROUNDUP_B = (
+    "The government said the treaty would not change how troops train. Analysts expect "
+    "sanctions on exports after the satellite launch, and a council meeting next week. "
+    "Troops and the launch were not on the agenda of the treaty meeting."
+)
+
+
+def test_same_event_needs_a_shared_name_place_or_number() -> None:
+    a = story.story_signature("Ministry weighs sanctions as troops hold drills", ROUNDUP_A)
+    b = story.story_signature("Government says treaty will not change training", ROUNDUP_B)
+    o = story.event_overlap(a, b)
+    assert o.same_kind_of_thing and o.shared >= story.EVENT_MIN_SHARED  # the nouns alone
+    assert not o.anchored and not story.same_event(a, b)
+    place = " The drills were held near Vladivostok."
+    a2 = story.story_signature("Ministry weighs sanctions as troops hold drills", ROUNDUP_A + place)
+    b2 = story.story_signature("Government says treaty will not change training", ROUNDUP_B + place)
+    assert story.event_overlap(a2, b2).anchored and story.same_event(a2, b2)
+
+
+def test_headlines_naming_one_country_and_one_weapon_pin_the_event() -> None:
+    en = story.story_signature("North Korea fires ballistic missile into sea off east coast", "")
+    ko = story.story_signature("북한, 동해상으로 탄도미사일 발사", "")
+    assert story.event_overlap(en, ko).anchored and story.same_event(en, ko)
+    satellite = story.story_signature("North Korea says it is preparing a satellite", "")
+    assert not story.same_event(en, satellite)
+
+
+def test_concept_keys_come_only_from_pairs_with_an_anchor() -> None:
+    plain = story.story_signature("Troops hold drills", ROUNDUP_A)
+    assert plain.concepts and story.concept_keys(plain) == ()
+    named = story.story_signature("Troops hold drills near Vladivostok", ROUNDUP_A)
+    assert story.concept_keys(named)
+
+
+def test_a_big_story_is_compared_through_its_nearest_members_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wire = story.story_signature("North Korea fires missile", WIRE)
+    other = story.story_signature("Bank of Japan holds rates", "The BOJ kept its rate at 0.5%.")
+    at = datetime.fromisoformat("2026-03-03T12:00:00+00:00")
+    hours = [at.replace(hour=h) for h in range(24)]
+    # 200 members: the 24 nearest the new item are copies; the 176 older ones are not
+    members = [(other, hours[0].replace(minute=m % 60)) for m in range(176)]
+    members += [(wire, hour) for hour in hours[:24]]
+    calls: list[int] = []
+    real = story.same_story
+    monkeypatch.setattr(story, "same_story", lambda a, b: calls.append(1) or real(a, b))
+    chosen = story.choose_story(wire, hours[23], [story.Candidate(7, tuple(members))])
+    assert chosen == 7
+    assert len(calls) == story.MAX_VOTERS
+
+
+def test_generic_prose_does_not_grow_one_story() -> None:
+    """The polling bench's synthetic feeds (bench/_loopback.py): prose drawn from one small
+    vocabulary, each item its own event. Every item used to join one story of thousands,
+    and filing cost grew with it (100 ms per item at 6,000 items)."""
+    from bench._loopback import render_item
+    from feeds.parse import parse_feed
+
+    at = datetime.fromisoformat("2026-03-03T12:00:00+00:00")
+    items = "".join(render_item(feed, 1, at) for feed in range(150))
+    rss = f"<rss version='2.0'><channel><title>t</title>{items}</channel></rss>"
+    filer = story.StoryFiler()
+    sizes: dict[int, int] = {}
+    for item in parse_feed(rss.encode(), url="https://example.org/").items:
+        chosen = filer.file(story.story_signature(item.title, item.summary), at)
+        sizes[chosen] = sizes.get(chosen, 0) + 1
+    planted = sum(n for n in sizes.values() if n > 1)
+    assert max(sizes.values()) <= 10, sorted(sizes.values())[-5:]  # the planted headlines
+    assert len(sizes) >= 150 - planted and len(sizes) >= 140
+
+
+def test_an_item_is_compared_with_the_stories_sharing_most_of_its_keys() -> None:
+    keys = [1, 2, 3]
+    index = {1: {10, 11, 12, -1}, 2: {11, 12}, 3: {12}}
+    assert story.nearest_candidates(keys, index, limit=2) == [11, 12]
+    assert story.nearest_candidates(keys, index, limit=3) == [11, 12, -1]  # newest on a tie
+    crowd = {k: set(range(100 * k, 100 * k + 30)) for k in range(40)}
+    assert len(story.nearest_candidates(list(crowd), crowd)) == story.MAX_CANDIDATES

@@ -74,7 +74,7 @@ def test_every_problem_is_reported_in_one_run_in_file_order(problems: list[str])
         "feeds.yaml:7: feeds[2].url: 'ftp://x' is not an http:// or https:// URL",
         "feeds.yaml:8: feeds[2].intervl: unknown key 'intervl' (did you mean 'interval'?); "
         "known keys: enabled, follow, follow_delay, follow_max, headers, id, interval, "
-        "max_interval, min_interval, robots, select, tags, title, type, url",
+        "max_interval, min_interval, render, robots, select, tags, title, type, url",
         "feeds.yaml:9: feeds[3].id: missing required key 'id'",
         "feeds.yaml:10: feeds[3].interval: not a duration: 'banana' (use e.g. 30s, 5m, 1h, 7d)",
         "feeds.yaml:11: feeds[3].enabled: must be true or false, not 'maybe'",

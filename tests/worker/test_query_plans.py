@@ -40,7 +40,8 @@ def store() -> Iterator[sa.Engine]:
 
 
 def scans(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    if "Scan" in plan.get("Node Type", ""):
+    """The plan's reads of tables and indexes (a subquery scan reads its child's rows)."""
+    if "Scan" in plan.get("Node Type", "") and plan["Node Type"] != "Subquery Scan":
         yield plan
     for child in plan.get("Plans", []):
         yield from scans(child)

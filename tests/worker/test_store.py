@@ -261,3 +261,33 @@ def test_a_storys_languages_are_its_items_detected_ones(sessions) -> None:
     with sessions() as s:
         assert sorted(items.story_languages(s, story, except_item=ids["ru"])) == ["en", "ko"]
         assert items.story_languages(s, None, except_item=ids["ru"]) == []
+
+
+def test_a_band_key_shared_by_too_many_stories_finds_none(sessions) -> None:
+    """The database drops an over-shared key (a stock phrase): none of its rows reach Python,
+    and a key of a few stories still finds them."""
+    from feeds.story import MAX_STORIES_PER_KEY
+    from worker.models import Story, StoryBand
+
+    crowd, few, old_key = 111, 222, 333
+    with sessions.begin() as s:
+        ids = []
+        for n in range(MAX_STORIES_PER_KEY + 1):
+            story = Story(title=f"s{n}", signature="{}", first_seen=NOW, last_seen=NOW)
+            s.add(story)
+            s.flush()
+            ids.append(story.id)
+        s.add_all(StoryBand(key=crowd, story_id=i, seen_at=NOW) for i in ids)
+        s.add_all(StoryBand(key=few, story_id=i, seen_at=NOW) for i in ids[:2])
+        stale = Story(title="old", signature="{}", first_seen=NOW, last_seen=NOW - LEASE * 100)
+        s.add(stale)
+        s.flush()
+        s.add(StoryBand(key=old_key, story_id=stale.id, seen_at=NOW))
+    since = NOW - LEASE
+    with sessions() as s:
+        rows = s.execute(items.band_lookup([crowd, few, old_key], since)).all()
+        assert sorted(rows) == sorted((few, i) for i in ids[:2])
+        # one fewer story and the crowded key is informative again
+        fewer = s.execute(items.band_lookup([crowd], since, limit=MAX_STORIES_PER_KEY + 1)).all()
+        assert len(fewer) == MAX_STORIES_PER_KEY + 1
+        assert items.band_index(s, [crowd, few], since) == {few: set(ids[:2])}

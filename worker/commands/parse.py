@@ -27,6 +27,7 @@ from common.errors import IngestError
 from feeds.fetch import DEFAULT_LIMITS, FetchLimits, fetch, too_large
 from feeds.follow import Followed, Follower
 from feeds.parse import parse_feed
+from feeds.render import render_page
 from feeds.types import FeedItem, ParsedFeed
 from worker.config import ConfigError, load_config
 from worker.pages import parse_listing
@@ -53,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     texts: dict[str, Followed] = {}
     try:
         if args.feed is not None:
-            parsed, texts = _configured(args.feed, settings.config_dir, allow_private)
+            parsed, texts = _configured(
+                args.feed, settings.config_dir, allow_private, settings.chromium
+            )
         else:
             body, url, content_type = _load(args.source, allow_private)
             parsed = parse_feed(body, url=url, content_type=content_type)
@@ -81,13 +84,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _configured(
-    feed_id: str, config_dir: Path, allow_private: bool
+    feed_id: str, config_dir: Path, allow_private: bool, chromium: str
 ) -> tuple[ParsedFeed, dict[str, Followed]]:
     """What the poller reads from a configured source, and its articles when it follows."""
     source = load_config(config_dir).feed(feed_id)
     if source is None:
         raise LookupError(f"no feed {feed_id!r} in {config_dir / 'feeds.yaml'}")
-    result = fetch(source.url, allow_private=allow_private, headers=dict(source.headers))
+    headers = dict(source.headers)
+    if source.render == "browser":
+        result = render_page(
+            source.url, allow_private=allow_private, headers=headers, chromium=chromium
+        )
+    else:
+        result = fetch(source.url, allow_private=allow_private, headers=headers)
     if source.type == "rss":
         return parse_feed(result.body or b"", url=result.url, content_type=result.content_type), {}
     parsed = parse_listing(source, result)

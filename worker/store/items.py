@@ -16,7 +16,7 @@ from sqlalchemy import Delete, Select, delete, func, insert, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from alerts.search import index_text
-from feeds.story import informative_keys
+from feeds.story import MAX_STORIES_PER_KEY, informative_keys
 from feeds.types import FeedItem
 from worker.models import Item, MatchRow, Story, StoryBand
 from worker.store import dialect_insert, insert_many_ignore
@@ -124,20 +124,22 @@ def _item_row(feed_id: str, item: FeedItem, now: datetime) -> dict[str, Any]:
     }
 
 
-def candidate_stories(
-    session: Session, keys: Iterable[int], since: datetime
-) -> tuple[dict[int, StoryRecord], dict[int, set[int]]]:
-    """Stories seen since ``since`` that share a band key, with their members; and which
-    of them each key points at."""
+def band_index(session: Session, keys: Iterable[int], since: datetime) -> dict[int, set[int]]:
+    """Which stories seen since ``since`` each of ``keys`` points at (over-shared keys
+    dropped, ``band_lookup``)."""
     keys = list(set(keys))
-    if not keys:
-        return {}, {}
-    bands = session.execute(band_lookup(keys, since)).all()
     index: dict[int, set[int]] = {}
-    for key, story_id in bands:
-        index.setdefault(key, set()).add(story_id)
-    index = informative_keys(index)
-    ids = sorted(set().union(*index.values())) if index else []
+    if keys:
+        for key, story_id in session.execute(band_lookup(keys, since)):
+            index.setdefault(key, set()).add(story_id)
+    return informative_keys(index)
+
+
+def stories_with_members(session: Session, ids: Iterable[int]) -> dict[int, StoryRecord]:
+    """The stories ``ids`` with their members' signatures, in two reads."""
+    ids = sorted(set(ids))
+    if not ids:
+        return {}
     rows = session.execute(  # plain rows: an ORM object per candidate costs more than the read
         select(Story.id, Story.first_seen, Story.last_seen).where(Story.id.in_(ids))
     )
@@ -149,16 +151,26 @@ def candidate_stories(
     legacy = [s for s in stories.values() if not s.members]  # filed before items kept one
     for story in session.scalars(select(Story).where(Story.id.in_([s.id for s in legacy]))):
         stories[story.id].members.append(Member(story.signature, story.first_seen))
-    return stories, index
+    return stories
 
 
-def band_lookup(keys: Sequence[int], since: datetime) -> Select[int, int]:
-    """Band keys of stories seen in the window: the candidates of a poll's new items."""
-    return (
-        select(StoryBand.key, StoryBand.story_id)
+def band_lookup(
+    keys: Sequence[int], since: datetime, limit: int = MAX_STORIES_PER_KEY
+) -> Select[int, int]:
+    """Band keys of stories seen in the window: the candidates of a poll's new items.
+
+    A key shared by more than ``limit`` stories tells none apart (``informative_keys``);
+    the database counts them and sends none of its rows, so a stock phrase in thousands
+    of stories costs a count, not thousands of rows in Python.
+    """
+    shared_by = func.count().over(partition_by=StoryBand.key).label("shared_by")
+    found = (
+        select(StoryBand.key, StoryBand.story_id, shared_by)
         .join(Story, Story.id == StoryBand.story_id)
         .where(StoryBand.key.in_(list(keys)), Story.last_seen >= since)
+        .subquery()
     )
+    return select(found.c.key, found.c.story_id).where(found.c.shared_by <= limit)
 
 
 def members_lookup(story_ids: Sequence[int]) -> Select[int | None, str | None, datetime]:
