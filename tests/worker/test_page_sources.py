@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -77,13 +79,22 @@ def rt(tmp_path: Path, engine: sa.Engine, db_url: str, site: Site) -> Iterator[R
         "follow_delay": f"{int(DELAY * 1000)}ms",
         "headers": {"User-Agent": "WatchfloorTest/1.0"},
     }
+    with page_runtime(tmp_path, db_url, feed) as runtime:
+        yield runtime
+
+
+@contextmanager
+def page_runtime(tmp_path: Path, db_url: str, feed: dict[str, Any]) -> Iterator[Runtime]:
+    """A runtime on ``db_url`` whose config holds the one page source ``feed``."""
     config_dir = write_config(tmp_path / "config", feeds=[feed], watchlists=WATCHLISTS)
     settings = replace(
         load_settings(), config_dir=config_dir, database_url=db_url, allow_private_urls=True
     )
     runtime = build_runtime(settings)
-    yield runtime
-    runtime.engine.dispose()
+    try:
+        yield runtime
+    finally:
+        runtime.engine.dispose()
 
 
 def today() -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,11 +20,10 @@ from feeds.fetch import FetchLimits
 from feeds.render import CHROMIUM, render_page
 from tests.helpers.configdir import write_config
 from tests.helpers.site import Site
-from tests.worker.test_page_sources import WATCHLISTS, article
+from tests.worker.test_page_sources import WATCHLISTS, article, page_runtime, today
 from worker import pipeline
 from worker.models import Feed, MatchRow
 from worker.runtime import Runtime, build_runtime
-from worker.settings import load_settings
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -81,17 +79,8 @@ def rt(
         "follow": True,
         "follow_delay": "10ms",
     }
-    config_dir = write_config(tmp_path / "config", feeds=[feed], watchlists=WATCHLISTS)
-    settings = replace(
-        load_settings(), config_dir=config_dir, database_url=db_url, allow_private_urls=True
-    )
-    runtime = build_runtime(settings)
-    yield runtime
-    runtime.engine.dispose()
-
-
-def today() -> str:
-    return datetime.now(UTC).strftime("%Y.%m.%d")
+    with page_runtime(tmp_path, db_url, feed) as runtime:
+        yield runtime
 
 
 def test_a_scripted_row_alerts_once_and_the_page_reaches_nothing_else(
