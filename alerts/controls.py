@@ -271,6 +271,9 @@ class ChannelControls(BaseModel):
     rate_limit: RateLimit | None = None
     quiet_hours: QuietHours | None = None
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    # sends in flight at once to this channel from one worker process, dispatched in the
+    # order the alerts were made; 1 keeps the order strict at the receiver
+    concurrency: int = Field(default=4, ge=1, le=32)
 
     @model_validator(mode="after")
     def _digest_matches_mode(self) -> ChannelControls:

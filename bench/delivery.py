@@ -1,7 +1,8 @@
 """Delivery throughput and latency: matches through the real worker to a loopback receiver.
 
     python bench/delivery.py [--matches 10000] [--workers 1] [--pool prefork] [--concurrency 4]
-        [--db postgres|sqlite] [--scaleout-matches 1000] [--scaleout-pool threads] [--quick]
+        [--batch-concurrency 2] [--db postgres|sqlite] [--scaleout-matches 5000]
+        [--scaleout-pool threads] [--quick]
 
 Real parts only: PostgreSQL (a fresh schema in 127.0.0.1:5432/test, migrated to head; SQLite
 WAL with ``--db sqlite``), Redis (one database, flushed before and after), ``celery -A
@@ -11,12 +12,17 @@ its story, match, one delivery; ``--batch`` matches per transaction, ``created_a
 moment) and ``watchfloor.deliver`` is enqueued after the commit. The channel has sent before
 (its ``channel_state`` row exists). Runs:
 
-- burst: ``--matches`` written and enqueued as fast as the bench can, while the worker drains;
-  deliveries/s from the first enqueue to the last receipt; p50/p95 of receipt - match time;
+- burst, twice in one run: ``--matches`` written and enqueued as fast as the bench can while
+  the worker drains; deliveries/s from the first enqueue to the last receipt; p50/p95 of
+  receipt - match time. First the one-task-per-delivery path (``watchfloor.deliver`` per id,
+  ``--workers`` x ``--pool`` x ``--concurrency``, as compose ran it), then today's batched
+  path (``watchfloor.deliver_batch``, one OS process: ``-P threads -c --batch-concurrency``);
+  the batched burst keeps up with this bench's producer, so its rate is the producer's, and
+  a third run preseeds ``--matches`` and enqueues them at once: one process's capacity;
 - paced: one match per transaction at a rate well under capacity: latency without a queue;
 - in-process: ``worker.outbox.deliver.deliver`` one after another (``--baseline`` of them),
-  then again with one SSL context for the process (the fix suggested for the webhook channel);
-- scale-out: a preseeded load on 1, then 2 worker processes (``--scaleout-pool`` and
+  then ``worker.outbox.batch.deliver_batch`` on BATCH_MAX ids at a time;
+- scale-out: a preseeded load on 1, then 2 batched worker processes (``--scaleout-pool`` and
   ``--scaleout-concurrency`` each); threads by default, so one worker is one OS process.
 
 "cpu ms/deliv" is the worker processes' CPU (this process's, in-process) per delivery;
@@ -27,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import logging
 import os
 import random
@@ -44,7 +49,6 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as ``python bench/delivery.py`` from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx
 import redis
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -59,6 +63,8 @@ from worker import db
 from worker.logs import configure_logging
 from worker.models import ChannelState, Delivery, Item, Story, utcnow
 from worker.outbox import store as outbox_store
+from worker.outbox.batch import deliver_batch
+from worker.outbox.batching import BATCH_MAX
 from worker.outbox.deliver import deliver as deliver_row
 from worker.outbox.store import Kind
 from worker.planning import plan_delivery
@@ -163,7 +169,7 @@ def open_stack(args: argparse.Namespace, tmp: Path, receiver: Receiver) -> Itera
             session.add(ChannelState(id=CHANNEL_ID, error_count=0))  # see the module docstring
         yield Stack(args.redis, service_env(tmp, config_dir, db_url, args.redis), tmp, rt, receiver)
     finally:
-        rt.engine.dispose()
+        rt.close()
         if args.db == "postgres":
             with admin.begin() as conn:
                 conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -201,19 +207,6 @@ def paced(stack: Stack, workers: Workers, count: int, rate: float) -> Drain:
     return scaleout.finish(stack, workers, f"paced {rate:g}/s", created, start)
 
 
-@contextmanager
-def one_ssl_context() -> Iterator[None]:
-    """The suggested fix, patched into this process only: one SSL context, not one per send."""
-    from alerts.channels import webhook
-
-    original = webhook.guarded_transport
-    webhook.guarded_transport = functools.partial(original, verify=httpx.create_ssl_context())
-    try:
-        yield
-    finally:
-        webhook.guarded_transport = original
-
-
 HEADER = (
     f"{'run':<26} {'matches':>7} {'seconds':>7} {'deliv/s':>7} {'p50 s':>7} {'p95 s':>7} "
     f"{'cpu ms/deliv':>12} {'machine busy':>12}"
@@ -231,27 +224,68 @@ def show(r: Drain, latency: bool = True) -> Drain:
     return r
 
 
-def run_delivery(args: argparse.Namespace, stack: Stack) -> list[Drain]:
-    spec = WorkerSpec(args.workers, args.pool, args.concurrency)
-    print(f"burst and paced: {spec.processes} x `{spec.command()}`\n{HEADER}", flush=True)
-    with Workers(stack, spec, "main") as workers:
+def batch_baseline(stack: Stack, count: int, name: str) -> Drain:
+    """``deliver_batch(rt, ids)`` on BATCH_MAX ids at a time in this process: no broker."""
+    ids = list(stack.seed(count))
+    stack.receiver.control("reset")
+    started, cpu, (busy, total), calls = time.time(), time.process_time(), machine_cpu(), []
+    while ids:  # what a channel's cap leaves goes in the next batch, as the task enqueues it
+        t = time.perf_counter()
+        result = deliver_batch(stack.rt, ids[:BATCH_MAX])
+        if {o.status for o in result.outcomes} != {"sent"}:
+            raise RuntimeError(f"in-process batch: {result}")
+        ids = result.enqueue + ids[BATCH_MAX:]
+        calls.append(time.perf_counter() - t)
+    seconds = max(stack.receiver.control("arrivals").values()) - started
+    drain = Drain(name, count, seconds, calls, duplicates=stack.receiver.counts()[1])
+    (busy_end, total_end), drain.worker_cpu = machine_cpu(), time.process_time() - cpu
+    drain.busy = (busy_end - busy) / (total_end - total)
+    return drain
+
+
+def burst(
+    stack: Stack, spec: WorkerSpec, name: str, args: argparse.Namespace, pre: bool = False
+) -> Drain:
+    print(f"{name}: {spec.processes} x `{spec.command()}`", flush=True)
+    with Workers(stack, spec, name.split()[0]) as workers:
         scaleout.warm_up(stack, workers)
-        burst = show(scaleout.measure(stack, workers, "burst", args.matches, args.batch, False))
-        rate = round(min(args.rate, burst.per_second / 2), 1)
+        drain = scaleout.measure(stack, workers, name, args.matches, args.batch, pre)
+        return show(drain, latency=not pre)
+
+
+def run_delivery(args: argparse.Namespace, stack: Stack) -> list[Drain]:
+    today = WorkerSpec(args.workers, args.pool, args.concurrency, batched=False)
+    batched = WorkerSpec(1, "threads", args.batch_concurrency, batched=True)
+    print(HEADER, flush=True)
+    single = burst(stack, today, "one-task-per-delivery burst", args)
+    fast = burst(stack, batched, "batched burst", args)
+    capacity = burst(stack, batched, "batched, preseeded", args, pre=True)
+    with Workers(stack, batched, "paced") as workers:
+        scaleout.warm_up(stack, workers)
+        rate = round(min(args.rate, fast.per_second / 2), 1)
         paced_run = show(paced(stack, workers, args.paced, rate))
     base = show(baseline(stack, args.baseline, "in-process sequential"))
-    with one_ssl_context():
-        fixed = show(baseline(stack, args.baseline, "in-process, 1 SSL context"))
-    print(f"burst producer: {burst.producer_seconds:.1f} s, {args.batch} matches per transaction")
-    print(f"ratio worker burst / in-process sequential: {burst.per_second / base.per_second:.2f}x")
-    return [burst, paced_run, base, fixed]
+    inbatch = show(batch_baseline(stack, args.baseline, "in-process batches"))
+    print(f"burst producer: {fast.producer_seconds:.1f} s, {args.batch} matches per transaction")
+    print(
+        f"ratio batched / one-task-per-delivery burst: {fast.per_second / single.per_second:.2f}x"
+        f"; p95 {fast.pct(0.95):.2f} s vs {single.pct(0.95):.2f} s"
+    )
+    print(f"ratio in-process batches / sequential: {inbatch.per_second / base.per_second:.2f}x")
+    print(
+        f"one batched process, preseeded (its capacity): {capacity.per_second:,.0f} deliveries/s"
+        f", {capacity.per_second / single.per_second:.2f}x the one-task-per-delivery burst"
+    )
+    return [single, fast, capacity, paced_run, base, inbatch]
 
 
 def run_scaleout(args: argparse.Namespace, stack: Stack) -> list[Drain]:
-    spec = WorkerSpec(1, args.scaleout_pool, args.scaleout_concurrency)
-    print(f"scale-out, preseeded: 1 then 2 x `{spec.command()}`")
+    spec = WorkerSpec(1, args.scaleout_pool, args.scaleout_concurrency, batched=True)
+    print(f"scale-out, preseeded, batched: 1 then 2 x `{spec.command()}`")
     print(HEADER)
-    one, two = scaleout.compare(stack, spec.pool, spec.concurrency, args.scaleout_matches)
+    one, two = scaleout.compare(
+        stack, spec.pool, spec.concurrency, args.scaleout_matches, batched=True
+    )
     show(one, latency=False), show(two, latency=False)
     print(f"scale-out ratio 2 / 1 worker processes: {two.per_second / one.per_second:.2f}x")
     return [one, two]
@@ -291,12 +325,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="worker processes in the burst")
     p.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
     p.add_argument("--concurrency", type=int, default=4, help="per worker (compose: 4)")
+    p.add_argument(
+        "--batch-concurrency", type=int, default=2, help="threads of the one batched worker"
+    )
     p.add_argument("--db", default="postgres", choices=["postgres", "sqlite"])
     p.add_argument("--batch", type=int, default=50, help="matches per outbox transaction")
     p.add_argument("--paced", type=int, default=200, help="matches in the paced run")
     p.add_argument("--rate", type=float, default=20.0, help="paced matches/s (<= burst/2)")
     p.add_argument("--baseline", type=int, default=1000, help="in-process deliveries")
-    p.add_argument("--scaleout-matches", type=int, default=1000)
+    p.add_argument("--scaleout-matches", type=int, default=5000)
     p.add_argument("--scaleout-pool", default="threads", choices=["prefork", "threads"])
     p.add_argument("--scaleout-concurrency", type=int, default=4)
     p.add_argument("--probe", type=int, default=2000, help="receiver capacity probe POSTs")

@@ -32,6 +32,7 @@ from celery import Celery
 
 from bench._loopback import read_request
 from tests.helpers.processes import Service, wait_until
+from worker.outbox.batching import BATCH_MAX
 
 STALL_SECONDS = 90.0  # no new receipt for this long: the run failed, show the worker log
 TICK = os.sysconf("SC_CLK_TCK")
@@ -166,6 +167,7 @@ class WorkerSpec:
     processes: int
     pool: str
     concurrency: int
+    batched: bool = False  # enqueue watchfloor.deliver_batch (today) or one deliver per id
 
     def command(self) -> str:
         return f"celery -A worker.app worker -Q deliver -P {self.pool} -c {self.concurrency}"
@@ -216,9 +218,18 @@ class Workers:
         return self
 
     def enqueue(self, ids: Iterable[str]) -> None:
-        """What ``worker.tasks.enqueue_deliveries`` does after the outbox commit."""
+        """What ``worker.tasks.enqueue_deliveries`` does after the outbox commit (batched),
+        or the one-task-per-delivery path it replaced."""
         route = {"queue": "deliver", "routing_key": "deliver"}
+        ids = list(ids)
         with self.app.producer_or_acquire() as producer:
+            if self.spec.batched:
+                for start in range(0, len(ids), BATCH_MAX):
+                    chunk = ids[start : start + BATCH_MAX]
+                    self.app.send_task(
+                        "watchfloor.deliver_batch", [chunk], producer=producer, **route
+                    )
+                return
             for delivery_id in ids:
                 self.app.send_task("watchfloor.deliver", [delivery_id], producer=producer, **route)
 
@@ -286,11 +297,14 @@ def finish(
     return result
 
 
-def compare(load: Load, pool: str, concurrency: int, count: int) -> list[Drain]:
+def compare(
+    load: Load, pool: str, concurrency: int, count: int, batched: bool = False
+) -> list[Drain]:
     """The same preseeded load on 1, then on 2 worker processes of the same settings."""
     results = []
     for processes in (1, 2):
-        with Workers(load, WorkerSpec(processes, pool, concurrency), f"p{processes}-") as workers:
+        spec = WorkerSpec(processes, pool, concurrency, batched)
+        with Workers(load, spec, f"p{processes}-") as workers:
             warm_up(load, workers)
             name = f"{processes} process" + "es" * (processes > 1)
             results.append(measure(load, workers, name, count, 100, pre=True))

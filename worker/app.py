@@ -44,6 +44,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         task_default_routing_key="poll",
         task_routes={
             "watchfloor.deliver": {"queue": "deliver", "routing_key": "deliver"},
+            "watchfloor.deliver_batch": {"queue": "deliver", "routing_key": "deliver"},
             "watchfloor.deliver_digest": {"queue": "deliver", "routing_key": "deliver"},
             "watchfloor.sweep": {"queue": "deliver", "routing_key": "deliver"},
             "watchfloor.poll_due_feeds": {"queue": "poll", "routing_key": "poll"},

@@ -34,9 +34,23 @@ class Runtime:
             return None
         cached = self._channels.get(channel_id)
         if cached is None or cached[0] != config:
+            if cached is not None:
+                _close(cached[1])  # kept-alive connections of the old entry
             built = build_channel(config, allow_private=self.settings.allow_private_urls)
             self._channels[channel_id] = cached = (config, built)
         return cached[1]
+
+    def close(self) -> None:
+        """Close the built channels' connections and the engine's pool."""
+        for _, built in self._channels.values():
+            _close(built)
+        self._channels.clear()
+        self.engine.dispose()
+
+
+def _close(channel: Channel) -> None:
+    if callable(close := getattr(channel, "close", None)):
+        close()
 
 
 def build_runtime(settings: Settings | None = None) -> Runtime:

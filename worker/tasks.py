@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -13,7 +14,9 @@ from worker import metrics, pipeline
 from worker.app import app
 from worker.db import SchemaOutOfDate, make_engine, require_current_schema
 from worker.models import utcnow
+from worker.outbox import batch
 from worker.outbox import store as outbox_store
+from worker.outbox.batching import BATCH_MAX
 from worker.outbox.deliver import DeliveryOutcome
 from worker.outbox.deliver import deliver as deliver_row
 from worker.outbox.store import Kind
@@ -97,9 +100,10 @@ def poll_feed(feed_id: str) -> dict[str, object]:
 
 
 def enqueue_deliveries(delivery_ids: list[str]) -> None:
-    """Called after the outbox transaction committed; a lost message is swept up later."""
-    for delivery_id in delivery_ids:
-        deliver.delay(delivery_id)
+    """Called after the outbox transaction committed; a lost message is swept up later.
+    Deliveries go in batches (``worker/outbox/batch.py``): one message per BATCH_MAX."""
+    for start in range(0, len(delivery_ids), BATCH_MAX):
+        deliver_batch.delay(delivery_ids[start : start + BATCH_MAX])
 
 
 def _deliver(task: Task[Any, Any], kind: Kind, row_id: str) -> str:
@@ -115,11 +119,26 @@ def _deliver(task: Task[Any, Any], kind: Kind, row_id: str) -> str:
     return outcome.status
 
 
-def _retry_soon(rt: Runtime, task: Task[Any, Any], kind: Kind, outcome: DeliveryOutcome) -> None:
+def _retry_soon(
+    rt: Runtime, task: Task[Any, Any], kind: Kind, outcome: DeliveryOutcome, batch: bool = False
+) -> None:
     if outcome.retry_in is not None and outcome.retry_in <= rt.max_countdown:
         with rt.sessions.begin() as session:
             outbox_store.mark_enqueued(session, kind, [outcome.row_id], utcnow())
-        task.apply_async((outcome.row_id,), countdown=outcome.retry_in.total_seconds())
+        arg = [outcome.row_id] if batch else outcome.row_id
+        task.apply_async((arg,), countdown=outcome.retry_in.total_seconds())
+
+
+@app.task(name="watchfloor.deliver_batch", bind=True, acks_late=True, reject_on_worker_lost=True)
+def deliver_batch(self: Task[Any, Any], delivery_ids: list[str]) -> dict[str, int]:
+    """Many single alerts: claimed together, sent concurrently, recorded together."""
+    rt = runtime()
+    with structlog.contextvars.bound_contextvars(task_id=self.request.id):
+        result = batch.deliver_batch(rt, delivery_ids)
+    enqueue_deliveries(result.enqueue)
+    for outcome in result.outcomes:
+        _retry_soon(rt, self, Kind.DELIVERY, outcome, batch=True)
+    return dict(Counter(outcome.status for outcome in result.outcomes))
 
 
 @app.task(name="watchfloor.deliver", bind=True, acks_late=True, reject_on_worker_lost=True)

@@ -29,6 +29,10 @@ class ChannelConfig(ChannelControls):
     id: str
     type: str
 
+    def worst_send_seconds(self) -> float:
+        """How long one send may take at worst; a deliver worker sizes its batches by it."""
+        return 60.0
+
 
 class Channel(Protocol):
     config_model: ClassVar[type[ChannelConfig]]

@@ -54,6 +54,9 @@ class AppriseConfig(ChannelConfig):
     format: Literal["markdown", "html", "text"] = "markdown"
     timeout: Seconds = 10.0
 
+    def worst_send_seconds(self) -> float:
+        return self.timeout
+
     @field_validator("url")
     @classmethod
     def _known(cls, value: SecretStr) -> SecretStr:

@@ -19,6 +19,8 @@ import binascii
 import hashlib
 import hmac
 import json
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -39,6 +41,8 @@ SECRET_PREFIX = "whsec_"
 SECRET_MIN_BYTES = 16
 ERROR_BODY_MAX = 4096  # bytes of a failure response kept for the error message
 USER_AGENT = "Watchfloor-Webhooks/1"
+DRAIN_MAX = 65536  # bytes of a success's body read so its connection can be reused
+KEEPALIVE = 30.0  # seconds an idle connection to a receiver stays open for the next send
 _NEW_SECRET = (
     "whsec_$(python -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())')"
 )
@@ -70,6 +74,9 @@ class WebhookConfig(ChannelConfig):
     secret: Annotated[tuple[SecretStr, ...], BeforeValidator(_secrets)] = ()
     format: Literal["json", "slack"] = "json"
     timeout: Seconds = 10.0
+
+    def worst_send_seconds(self) -> float:
+        return self.timeout
 
     @field_validator("secret")
     @classmethod
@@ -119,6 +126,18 @@ def _classify(exc: Exception, timeout: float) -> DeliveryError:
     return DeliveryError(f"webhook failed: {type(exc).__name__}: {exc}")
 
 
+def _drain(resp: httpx.Response) -> None:
+    """Read a success's body, up to a cap, so its connection can carry the next send (one
+    with a longer body is closed instead)."""
+    if resp.is_stream_consumed:  # a body given whole (httpx.MockTransport in unit tests)
+        return
+    read = 0
+    for part in resp.iter_raw():
+        read += len(part)
+        if read > DRAIN_MAX:
+            return
+
+
 def _json(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -141,6 +160,8 @@ class WebhookChannel:
         self._transport = transport
         self._clock = clock
         self._keys = [secret_key(s.get_secret_value()) for s in config.secret]
+        self._lock = threading.Lock()
+        self._http: tuple[int, httpx.Client] | None = None  # (pid, client): never across a fork
 
     def body(self, alert: Alert) -> bytes:
         payload = slack_payload(alert) if self.config.format == "slack" else webhook_payload(alert)
@@ -177,17 +198,35 @@ class WebhookChannel:
             raise _classify(exc, self.config.timeout) from exc
 
     def _post(self, body: bytes, headers: dict[str, str]) -> None:
-        transport = self._transport or guarded_transport(allow_private=self.allow_private)
-        client = httpx.Client(
-            transport=transport,
-            timeout=self.config.timeout,
-            follow_redirects=False,
-            trust_env=False,
-        )
-        with client, client.stream("POST", self.config.url, content=body, headers=headers) as resp:
+        with self._client().stream("POST", self.config.url, content=body, headers=headers) as resp:
             if resp.is_success:
+                _drain(resp)
                 return
             raise self._failure(resp)
+
+    def _client(self) -> httpx.Client:
+        """One client per channel and process, shared by its sending threads: connections
+        to the receiver are kept alive and reused. Each was checked by the address guard
+        when it connected; a forked child opens its own."""
+        with self._lock:
+            if self._http is None or self._http[0] != os.getpid():
+                transport = self._transport or guarded_transport(allow_private=self.allow_private)
+                client = httpx.Client(
+                    transport=transport,
+                    timeout=self.config.timeout,
+                    follow_redirects=False,
+                    trust_env=False,
+                    limits=httpx.Limits(max_connections=None, keepalive_expiry=KEEPALIVE),
+                )
+                self._http = (os.getpid(), client)
+            return self._http[1]
+
+    def close(self) -> None:
+        """Close kept-alive connections (the runtime calls it when the channel is rebuilt)."""
+        with self._lock:
+            if self._http is not None and self._http[0] == os.getpid():
+                self._http[1].close()
+            self._http = None
 
     def _failure(self, resp: httpx.Response) -> DeliveryError:
         chunk = b""

@@ -178,6 +178,19 @@ def test_slack_format(hook: WebhookReceiver) -> None:
     assert "webhook-signature" not in request.headers
 
 
+def test_sends_reuse_one_kept_alive_connection_until_closed() -> None:
+    with WebhookReceiver(keep_alive=True) as receiver:
+        chan = channel(receiver.url)
+        chan.send(make_alert())
+        chan.send(make_alert())
+        first, second = receiver.wait_for(2)
+        assert first.peer == second.peer  # the same TCP connection
+        chan.close()
+        chan.send(make_alert())
+        assert receiver.wait_for(3)[2].peer != first.peer  # closed: a new connection
+        chan.close()
+
+
 def test_mock_transport_unit() -> None:
     seen: list[httpx.Request] = []
 

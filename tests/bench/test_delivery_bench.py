@@ -42,22 +42,27 @@ def test_quick_run_delivers_everything_once_and_prints_all_figures(redis_url: st
     out = done.stdout
     rows = {m[0].strip(): m for m in ROW.findall(out)}
     assert list(rows) == [
-        "burst",
+        "one-task-per-delivery burst",
+        "batched burst",
+        "batched, preseeded",
         next(name for name in rows if name.startswith("paced ")),
         "in-process sequential",
-        "in-process, 1 SSL context",
+        "in-process batches",
         "1 process",
         "2 processes",
     ], out
-    assert [int(r[1]) for r in rows.values()] == [50, 10, 20, 20, 40, 40]
+    assert [int(r[1]) for r in rows.values()] == [50, 50, 50, 10, 20, 20, 40, 40]
     assert all(float(r[3]) > 0 for r in rows.values()), out  # deliveries/s
-    for name in ("burst", "in-process sequential"):
+    for name in ("one-task-per-delivery burst", "batched burst", "in-process sequential"):
         p50, p95 = float(rows[name][5]), float(rows[name][7])
         assert 0 < p50 <= p95, out
     assert re.search(r"^receiver: 100 POSTs.*: [\d,]+/s .* [\d,]+ us/POST", out, re.M), out
-    assert re.search(r"^ratio worker burst / in-process sequential: [\d.]+x$", out, re.M), out
+    ratio = r"^ratio batched / one-task-per-delivery burst: [\d.]+x; p95 [\d.]+ s vs [\d.]+ s$"
+    assert re.search(ratio, out, re.M), out
+    assert re.search(r"^ratio in-process batches / sequential: [\d.]+x$", out, re.M), out
+    assert re.search(r"^one batched process, preseeded .*: [\d,]+ deliveries/s", out, re.M), out
     assert re.search(r"^scale-out ratio 2 / 1 worker processes: [\d.]+x$", out, re.M), out
     outbox = re.search(r"^outbox at the end: (.*); webhook-ids received twice: (\d+)$", out, re.M)
     assert outbox and outbox[2] == "0", out
     [(status, sent)] = re.findall(r"'(\w+)': (\d+)", outbox[1])
-    assert status == "sent" and int(sent) >= 50 + 10 + 20 + 20 + 40 + 40, out  # + warm-ups
+    assert status == "sent" and int(sent) >= 3 * 50 + 10 + 20 + 20 + 40 + 40, out  # + warm-ups

@@ -40,13 +40,17 @@ class RecordedRequest:
     headers: dict[str, str]  # lower-cased names; a repeated header keeps its last value
     body: bytes
     at: float = 0.0  # time.monotonic() on arrival, to check backoff between attempts
+    peer: tuple[str, int] = ("", 0)  # the client's address: one per connection
 
 
 class WebhookReceiver:
     host = "127.0.0.1"
 
-    def __init__(self, path: str = "/hook", port: int = 0) -> None:
+    def __init__(self, path: str = "/hook", port: int = 0, *, keep_alive: bool = False) -> None:
+        """``keep_alive``: answer in HTTP/1.1 and keep connections open for the next request
+        (off by default, so ``stop()`` really ends every connection)."""
         self.path = path
+        self.keep_alive = keep_alive
         self.default = Reply()
         self.requests: list[RecordedRequest] = []
         self.lock = threading.Lock()
@@ -86,12 +90,21 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if receiver.keep_alive else "HTTP/1.0"
+
             def _any(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 reply = receiver._record(
-                    RecordedRequest(self.command, self.path, headers, body, time.monotonic())
+                    RecordedRequest(
+                        self.command,
+                        self.path,
+                        headers,
+                        body,
+                        time.monotonic(),
+                        self.client_address,
+                    )
                 )
                 if reply.hang:
                     receiver._released.wait()

@@ -5,7 +5,12 @@ from __future__ import annotations
 import worker.tasks  # noqa: F401 - registers the tasks
 from worker.app import app
 
-DELIVERY_TASKS = {"watchfloor.deliver", "watchfloor.deliver_digest", "watchfloor.sweep"}
+DELIVERY_TASKS = {
+    "watchfloor.deliver",
+    "watchfloor.deliver_batch",
+    "watchfloor.deliver_digest",
+    "watchfloor.sweep",
+}
 
 
 def _queue(task_name: str) -> str:

@@ -60,20 +60,20 @@ def deliver(rt: Runtime, kind: Kind, row_id: str, now: datetime | None = None) -
         built = messages.build(config, session, row)
         disabled = channels_store.health(session, row.channel_id).disabled_reason
     try:
-        _send(_channel(rt, row.channel_id, disabled), built.message)
+        send(channel_for(rt, row.channel_id, disabled), built.message)
     except DeliveryError as exc:
         return _record_failure(rt, row, exc)
     return _record_sent(rt, row, built)
 
 
-def _send(channel: Channel, message: Alert | Digest) -> None:
+def send(channel: Channel, message: Alert | Digest) -> None:
     if isinstance(message, Digest):
         channel.send_digest(message)
     else:
         channel.send(message)
 
 
-def _channel(rt: Runtime, channel_id: str, disabled: str | None) -> Channel:
+def channel_for(rt: Runtime, channel_id: str, disabled: str | None) -> Channel:
     channel = rt.channel(channel_id)
     if channel is None:
         raise DeliveryError("channel is no longer configured", permanent=True)
@@ -91,7 +91,7 @@ def _over_rate_limit(
         return None
     limit = channel.rate_limit
     channels_store.lock(session, row.channel_id)  # one worker at a time counts the window
-    if limit.allows(outbox_store.sent_since(session, row.channel_id, row.id, limit.since(now))):
+    if limit.allows(outbox_store.sent_since(session, row.channel_id, [row.id], limit.since(now))):
         return None
     until = limit.release_at(now, outbox_store.held_release(session, row.channel_id))
     note = f"rate limit {limit.count} per {limit.per}: sent grouped with the burst"
@@ -100,12 +100,18 @@ def _over_rate_limit(
 
 
 def _record_sent(rt: Runtime, row: OutboxRow, built: Built) -> DeliveryOutcome:
-    sent_at, message = utcnow(), built.message
+    sent_at = utcnow()
     with rt.sessions.begin() as session:
         done = outbox_store.apply(session, row, Sent(), sent_at, _policy(rt, row))
         if done is not None:
             outbox_store.follow_digest(session, done, sent_at)
         channels_store.record_success(session, row.channel_id, sent_at)
+    return sent_outcome(row, built, sent_at)
+
+
+def sent_outcome(row: OutboxRow, built: Built, sent_at: datetime) -> DeliveryOutcome:
+    """The log line and metrics of a sent row, recorded."""
+    message = built.message
     log.info(
         "digest delivered" if row.kind is Kind.DIGEST else "alert delivered",
         **{f"{row.kind.value}_id": row.id},
@@ -121,23 +127,29 @@ def _record_sent(rt: Runtime, row: OutboxRow, built: Built) -> DeliveryOutcome:
 
 def _record_failure(rt: Runtime, row: OutboxRow, exc: DeliveryError) -> DeliveryOutcome:
     now = utcnow()
-    config = rt.config.current()
-    policy = _policy(rt, row)
-    event = Failed(exc.message, exc.permanent, exc.retry_after)
     with rt.sessions.begin() as session:
-        done = outbox_store.apply(session, row, event, now, policy)
-        if done is not None:
-            outbox_store.follow_digest(session, done, now, exc.message)
-        gone = isinstance(exc, ChannelGoneError)
-        channel = channels_store.record_failure(session, row.channel_id, exc.message, disable=gone)
-        enqueue: list[str] = []
-        if channel_failing(channel.error_count):
-            since = channel.last_success_at.isoformat() if channel.last_success_at else "never"
-            key = f"channel:{row.channel_id}:since:{since}:errors:{channel.error_count}"
-            subject = f"channel {row.channel_id}"
-            enqueue = raise_ops_alert(
-                session, config, key, subject, channel.error_count, exc.message, now
-            )
+        return record_failure(session, rt, row, exc, now)
+
+
+def record_failure(
+    session: Session, rt: Runtime, row: OutboxRow, exc: DeliveryError, now: datetime
+) -> DeliveryOutcome:
+    """Record a failed send in ``session``: the row's transition, the channel's error, and
+    an ops alert when the channel crosses its failing threshold (sent after commit)."""
+    event = Failed(exc.message, exc.permanent, exc.retry_after)
+    done = outbox_store.apply(session, row, event, now, _policy(rt, row))
+    if done is not None:
+        outbox_store.follow_digest(session, done, now, exc.message)
+    gone = isinstance(exc, ChannelGoneError)
+    channel = channels_store.record_failure(session, row.channel_id, exc.message, disable=gone)
+    enqueue: list[str] = []
+    if channel_failing(channel.error_count):
+        since = channel.last_success_at.isoformat() if channel.last_success_at else "never"
+        key = f"channel:{row.channel_id}:since:{since}:errors:{channel.error_count}"
+        subject = f"channel {row.channel_id}"
+        enqueue = raise_ops_alert(
+            session, rt.config.current(), key, subject, channel.error_count, exc.message, now
+        )
     status = done.state.status if done is not None else S.FAILED
     retry_in = done.state.next_attempt_at - now if done and status is S.FAILED else None
     metrics.observe_delivery(row.channel_id, status.value, row.state.attempts)

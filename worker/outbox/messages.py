@@ -6,6 +6,7 @@ delivery's id is the message's idempotency key (webhook-id, email Message-ID).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -89,6 +90,26 @@ def build(config: Config, session: Session, row: OutboxRow) -> Built:
         return Built(digest, tuple(at for _, at in members if at is not None))
     alert, fetched = _alert(config, session, row)
     return Built(alert, (fetched,) if fetched else ())
+
+
+def build_many(
+    config: Config, session: Session, rows: Sequence[OutboxRow]
+) -> dict[str, Built | LookupError]:
+    """``build`` for many single deliveries, their alerts' facts read together; a row whose
+    match or event is gone gets the LookupError instead."""
+    facts = outbox_store.alert_facts_many(session, [r.match_id for r in rows if r.match_id])
+    built: dict[str, Built | LookupError] = {}
+    for row in rows:
+        if row.kind is Kind.DIGEST or row.match_id is None:
+            try:
+                built[row.id] = build(config, session, row)
+            except LookupError as exc:
+                built[row.id] = exc
+        elif (found := facts.get(row.match_id)) is None:
+            built[row.id] = LookupError(f"match {row.match_id} or its item is gone")
+        else:
+            built[row.id] = Built(alert_of(config, found, row.id), (found.fetched_at,))
+    return built
 
 
 def _alert(config: Config, session: Session, row: OutboxRow) -> tuple[Alert, datetime | None]:

@@ -9,7 +9,7 @@ members following it) use the same states, named from ``DeliveryStatus``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -31,11 +31,12 @@ from worker.outbox.transitions import (
     IllegalTransition,
     Requeue,
     RowState,
+    Sent,
     transition,
 )
 from worker.planning import Plan
 from worker.store import insert_ignore
-from worker.store.items import story_languages, story_sources
+from worker.store.items import first_reported_many
 
 S = DeliveryStatus
 
@@ -225,6 +226,72 @@ def claim(
     return None if row is None else apply(session, row, Claim(lease), now, RetryPolicy())
 
 
+def claim_candidates(
+    session: Session, ids: Sequence[str], now: datetime, lease: timedelta
+) -> list[tuple[str, str]]:
+    """(id, channel id) of the given deliveries that are claimable, oldest first. On
+    PostgreSQL they are locked with SKIP LOCKED, so a row another worker is claiming right
+    now is passed over, not waited for."""
+    if not ids:
+        return []
+    query = (
+        select(Delivery.id, Delivery.channel_id)
+        .where(Delivery.id.in_(list(ids)), claimable_rows(Delivery, now, lease))
+        .order_by(Delivery.created_at, Delivery.id)
+        .with_for_update(skip_locked=True)
+    )
+    return [(str(i), str(c)) for i, c in session.execute(query)]
+
+
+def claim_many(
+    session: Session, ids: Sequence[str], now: datetime, lease: timedelta
+) -> list[OutboxRow]:
+    """``transitions.Claim`` for many deliveries in one UPDATE (the SQL form of the pure
+    transition: sending, one more attempt, claimed now); only the rows still claimable are
+    taken and returned, oldest first."""
+    if not ids:
+        return []
+    claim = transition(_DUE, Claim(lease), now, RetryPolicy())
+    returned = session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(list(ids)), claimable_rows(Delivery, now, lease))
+        .values(status=claim.status, attempts=Delivery.attempts + 1, claimed_at=claim.claimed_at)
+        .returning(Delivery)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    rows = sorted(returned.scalars(), key=lambda row: (row.created_at, row.id))
+    return [_snapshot(Kind.DELIVERY, row) for row in rows]
+
+
+def _moved(row: OutboxRow, event: Event, now: datetime) -> OutboxRow:
+    return replace(row, state=transition(row.state, event, now, RetryPolicy()))
+
+
+def mark_sent(session: Session, rows: Sequence[OutboxRow], now: datetime) -> list[OutboxRow]:
+    """``transitions.Sent`` for many claimed deliveries in one UPDATE; a row whose claim
+    another worker has since taken over (its lease ran out) is left to that worker."""
+    by_claim: dict[datetime | None, list[OutboxRow]] = {}
+    for row in rows:
+        by_claim.setdefault(row.state.claimed_at, []).append(row)
+    done = []
+    for claimed_at, group in by_claim.items():
+        sent = transition(group[0].state, Sent(), now, RetryPolicy())  # the same for each
+        moved = session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id.in_([row.id for row in group]),
+                Delivery.status == S.SENDING,
+                Delivery.claimed_at.is_not_distinct_from(claimed_at),
+            )
+            .values(status=sent.status, sent_at=sent.sent_at, last_error=sent.last_error)
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
+        )
+        won = set(moved.scalars())
+        done += [_moved(row, Sent(), now) for row in group if row.id in won]
+    return done
+
+
 # --- set-based moves ------------------------------------------------------------------------
 
 
@@ -318,6 +385,7 @@ def follow_digest(
 
 _BATCHED = RowState(S.BATCHED, 0, datetime.min.replace(tzinfo=UTC))  # any batched member
 _BATCHABLE = replace(_BATCHED, status=S.DIGEST)
+_DUE = replace(_BATCHED, status=S.PENDING)  # any due pending row
 _DEAD = replace(_BATCHED, status=S.DEAD)
 
 
@@ -353,14 +421,16 @@ def digest_members(session: Session, digest_id: str) -> list[OutboxRow]:
     return [_snapshot(Kind.DELIVERY, row) for row in rows]
 
 
-def sent_since(session: Session, channel_id: str, except_id: str, since: datetime) -> int:
+def sent_since(
+    session: Session, channel_id: str, except_ids: Collection[str], since: datetime
+) -> int:
     """Alerts the channel sent alone since ``since``, plus those being sent right now
     (claimed by another worker, not yet recorded)."""
     recent = or_(Delivery.sent_at >= since, Delivery.status == S.SENDING)
     query = select(func.count()).select_from(Delivery)
     query = query.where(
         Delivery.channel_id == channel_id,
-        Delivery.id != except_id,
+        Delivery.id.not_in(list(except_ids)),
         Delivery.digest_id.is_(None),
         recent,
     )
@@ -415,33 +485,48 @@ class OpsFacts:
 
 
 def alert_facts(session: Session, match_id: int) -> AlertFacts:
-    match = session.get(MatchRow, match_id)
-    if match is None:
-        raise LookupError(f"match {match_id} is gone")
-    item = session.get(Item, match.item_id)
-    if item is None:
-        raise LookupError(f"item {match.item_id} of match {match_id} is gone")
-    story = session.get(Story, item.story_id) if item.story_id is not None else None
-    return AlertFacts(
-        match_id=match.id,
-        watchlist_id=match.watchlist_id,
-        severity=match.severity,
-        update_kind=match.update_kind,
-        hits=tuple(Hit(**h) for h in match.hits),
-        snippet=match.snippet,
-        created_at=match.created_at,
-        item_title=item.title,
-        item_url=item.canonical_url,
-        feed_id=item.feed_id,
-        published_at=item.published_at,
-        fetched_at=item.fetched_at,
-        summary=item.summary,
-        story_id=story.id if story else None,
-        story_first_seen=story.first_seen if story else None,
-        sources=tuple(story_sources(session, item.story_id)),
-        language=item.language if item.language not in (None, "und") else None,
-        story_languages=tuple(story_languages(session, item.story_id)),
+    found = alert_facts_many(session, [match_id])
+    if match_id not in found:
+        raise LookupError(f"match {match_id} or its item is gone")
+    return found[match_id]
+
+
+def alert_facts_many(session: Session, match_ids: Collection[int]) -> dict[int, AlertFacts]:
+    """The facts of many matches in three queries; a match whose item is gone is left out."""
+    if not match_ids:
+        return {}
+    query = (
+        select(MatchRow, Item, Story)
+        .join(Item, Item.id == MatchRow.item_id)
+        .outerjoin(Story, Story.id == Item.story_id)
+        .where(MatchRow.id.in_(list(match_ids)))
     )
+    rows = session.execute(query).all()
+    reported = first_reported_many(session, {s.id for _, _, s in rows if s is not None})
+    facts = {}
+    for match, item, story in rows:
+        sources, languages = reported.get(story.id, ([], [])) if story else ([], [])
+        facts[match.id] = AlertFacts(
+            match_id=match.id,
+            watchlist_id=match.watchlist_id,
+            severity=match.severity,
+            update_kind=match.update_kind,
+            hits=tuple(Hit(**h) for h in match.hits),
+            snippet=match.snippet,
+            created_at=match.created_at,
+            item_title=item.title,
+            item_url=item.canonical_url,
+            feed_id=item.feed_id,
+            published_at=item.published_at,
+            fetched_at=item.fetched_at,
+            summary=item.summary,
+            story_id=story.id if story else None,
+            story_first_seen=story.first_seen if story else None,
+            sources=tuple(sources),
+            language=item.language if item.language not in (None, "und") else None,
+            story_languages=tuple(languages),
+        )
+    return facts
 
 
 def ops_facts(session: Session, event_id: int) -> OpsFacts:

@@ -7,7 +7,7 @@ statements, not a round trip per item and band key.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -271,6 +271,26 @@ def _first_reported(
         query = query.where(Item.id != except_item)
     rows = session.execute(query.group_by(column).order_by("first", column))
     return [value for value, _ in rows if value]
+
+
+def first_reported_many(
+    session: Session, story_ids: Collection[int]
+) -> dict[int, tuple[list[str], list[str]]]:
+    """Per story: its feed ids and its detected languages, each in order of first fetch
+    (``story_sources`` and ``story_languages`` for many stories, two queries in all)."""
+    found: dict[int, tuple[list[str], list[str]]] = {sid: ([], []) for sid in story_ids}
+    if not found:
+        return found
+    for slot, column in enumerate((Item.feed_id, Item.language)):
+        first = func.min(Item.fetched_at).label("first")
+        query = select(Item.story_id, column, first).where(
+            Item.story_id.in_(list(found)), column.is_not(None)
+        )
+        rows = session.execute(query.group_by(Item.story_id, column).order_by("first", column))
+        for story_id, value, _ in rows:
+            if story_id is not None and value and (slot == 0 or value != "und"):
+                found[story_id][slot].append(value)
+    return found
 
 
 def prune(session: Session, now: datetime, keep_items: timedelta, keep_bands: timedelta) -> int:
