@@ -181,14 +181,44 @@ def open_stack(args: argparse.Namespace, tmp: Path, receiver: Receiver) -> Itera
 def baseline(stack: Stack, count: int, name: str) -> Drain:
     """``deliver(rt, id)`` one after another in this process: no broker, no pool.
     Its latencies are the time per call."""
+
+    def run(ids: list[str]) -> list[float]:
+        calls = []
+        for delivery_id in ids:
+            t = time.perf_counter()
+            if (outcome := deliver_row(stack.rt, Kind.DELIVERY, delivery_id)).status != "sent":
+                raise RuntimeError(f"in-process delivery {delivery_id}: {outcome}")
+            calls.append(time.perf_counter() - t)
+        return calls
+
+    return in_process(stack, count, name, run)
+
+
+def batch_baseline(stack: Stack, count: int, name: str) -> Drain:
+    """``deliver_batch(rt, ids)`` on BATCH_MAX ids at a time in this process: no broker."""
+
+    def run(ids: list[str]) -> list[float]:
+        calls = []
+        while ids:  # what a channel's cap leaves goes in the next batch, as the task does
+            t = time.perf_counter()
+            result = deliver_batch(stack.rt, ids[:BATCH_MAX])
+            if {o.status for o in result.outcomes} != {"sent"}:
+                raise RuntimeError(f"in-process batch: {result}")
+            ids = result.enqueue + ids[BATCH_MAX:]
+            calls.append(time.perf_counter() - t)
+        return calls
+
+    return in_process(stack, count, name, run)
+
+
+def in_process(
+    stack: Stack, count: int, name: str, run: Callable[[list[str]], list[float]]
+) -> Drain:
+    """Seed ``count`` matches, then time ``run(ids)`` (it returns its per-call times)."""
     ids = list(stack.seed(count))
     stack.receiver.control("reset")
-    started, cpu, (busy, total), calls = time.time(), time.process_time(), machine_cpu(), []
-    for delivery_id in ids:
-        t = time.perf_counter()
-        if (outcome := deliver_row(stack.rt, Kind.DELIVERY, delivery_id)).status != "sent":
-            raise RuntimeError(f"in-process delivery {delivery_id}: {outcome}")
-        calls.append(time.perf_counter() - t)
+    started, cpu, (busy, total) = time.time(), time.process_time(), machine_cpu()
+    calls = run(ids)
     seconds = max(stack.receiver.control("arrivals").values()) - started
     result = Drain(name, count, seconds, calls, duplicates=stack.receiver.counts()[1])
     (busy_end, total_end), result.worker_cpu = machine_cpu(), time.process_time() - cpu
@@ -222,25 +252,6 @@ def show(r: Drain, latency: bool = True) -> Drain:
         flush=True,
     )
     return r
-
-
-def batch_baseline(stack: Stack, count: int, name: str) -> Drain:
-    """``deliver_batch(rt, ids)`` on BATCH_MAX ids at a time in this process: no broker."""
-    ids = list(stack.seed(count))
-    stack.receiver.control("reset")
-    started, cpu, (busy, total), calls = time.time(), time.process_time(), machine_cpu(), []
-    while ids:  # what a channel's cap leaves goes in the next batch, as the task enqueues it
-        t = time.perf_counter()
-        result = deliver_batch(stack.rt, ids[:BATCH_MAX])
-        if {o.status for o in result.outcomes} != {"sent"}:
-            raise RuntimeError(f"in-process batch: {result}")
-        ids = result.enqueue + ids[BATCH_MAX:]
-        calls.append(time.perf_counter() - t)
-    seconds = max(stack.receiver.control("arrivals").values()) - started
-    drain = Drain(name, count, seconds, calls, duplicates=stack.receiver.counts()[1])
-    (busy_end, total_end), drain.worker_cpu = machine_cpu(), time.process_time() - cpu
-    drain.busy = (busy_end - busy) / (total_end - total)
-    return drain
 
 
 def burst(
