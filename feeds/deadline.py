@@ -62,28 +62,36 @@ def _on_alarm(signum: int, frame: Any) -> None:
 
 @contextmanager
 def _watchdog(seconds: float) -> Iterator[None]:
-    """A timer thread that raises ``ParseTimeout`` in this thread unless the block ended.
+    """A timer thread that raises ``ParseTimeout`` in this thread while the block runs.
 
-    The lock makes "the block ended" and "the timer fired" exclusive; a timeout the timer
-    scheduled but the thread had not yet raised when the block ended is withdrawn, so it can
-    never surface after the block."""
+    The lock makes the timer's shot and the block's edges exclusive. The timer shoots only
+    once the block is armed, after ``timer.start()`` has returned: an exception raised inside
+    ``threading``'s own code (``start`` waits on an Event) would leave its locks broken. A
+    deadline that passed before arming is raised here instead. A timeout the timer scheduled
+    but the thread had not yet raised when the block ended is withdrawn, so it can never
+    surface after the block."""
     target = ctypes.c_ulong(threading.get_ident())
-    lock, state = threading.Lock(), {"done": False, "fired": False}
+    lock, state = threading.Lock(), {"armed": False, "done": False, "fired": False}
+    deadline = time.monotonic() + seconds
 
     def fire() -> None:
         with lock:
-            if not state["done"]:
+            if state["armed"] and not state["done"]:
                 state["fired"] = True
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(target, ctypes.py_object(ParseTimeout))
 
     timer = threading.Timer(seconds, fire)
     timer.daemon = True
     timer.start()
+    with lock:
+        state["armed"] = True
     try:
+        if time.monotonic() >= deadline:  # the timer may have run before the block was armed
+            raise ParseTimeout
         yield
     finally:
-        timer.cancel()
         with lock:
             state["done"] = True
             if state["fired"]:  # withdraw it if it is still pending (a no-op once raised)
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(target, None)
+        timer.cancel()  # after "done": no timeout can land inside threading's code

@@ -369,3 +369,42 @@ def test_the_watchdog_never_fires_after_its_block() -> None:
     thread.start()
     thread.join(60)
     assert len(outcomes) == 300 and "late" not in outcomes
+
+
+def test_a_watchdog_that_fires_while_starting_raises_in_the_block(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The timer can shoot before ``timer.start()`` returns (a tiny deadline on a busy
+    machine). It must not raise inside ``threading``'s own code, which broke its locks
+    ("release unlocked lock"): the block raises ``ParseTimeout`` cleanly instead."""
+    import time
+
+    from feeds import deadline
+
+    outcomes: list[str] = []
+
+    class FiresWhileStarting(threading.Timer):
+        def start(self) -> None:
+            time.sleep(0.01)  # past the deadline before start() returns
+            try:
+                self.function()  # the shot, from inside start()
+                super().start()  # threading's own code: no timeout may land here
+            except deadline.ParseTimeout:
+                outcomes.append("raised inside threading")
+                raise
+
+    monkeypatch.setattr(deadline.threading, "Timer", FiresWhileStarting)
+
+    def run() -> None:
+        try:
+            with deadline.bounded_time(0.001):
+                outcomes.append("entered")
+        except deadline.ParseTimeout:
+            outcomes.append("cut")
+        sum(range(200_000))  # a timeout still pending would surface here
+        outcomes.append("after")
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    assert outcomes == ["cut", "after"]
