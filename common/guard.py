@@ -9,6 +9,8 @@ Two layers. ``check_url`` is a cheap pre-flight (scheme, then DNS) that gives a 
 every address and connects to the checked IP, so a DNS rebind between the two cannot slip
 through. Numeric host spellings (``2130706433``, ``0x7f.1``, ``017700000001``, ``127.1``) are
 resolved by the C library like any name, so they are caught by the address check.
+``common.guard_aiohttp`` is the same fence for aiohttp; its pre-flight is ``check_url_offline``
+(no DNS in an event loop), which reads a numeric host with ``numeric_address``.
 
 The transport also enforces an optional total deadline (``deadline_scope``) on every socket
 operation, which httpx's per-operation timeouts cannot do.
@@ -83,12 +85,37 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
-        raise FetchError(f"cannot resolve host {host!r}") from exc
+        raise unresolvable(host) from exc
+    return addresses_of(infos)
+
+
+def unresolvable(host: str) -> FetchError:
+    """Transient, not a block: a name that does not resolve now may resolve later."""
+    return FetchError(f"cannot resolve host {host!r}")
+
+
+def addresses_of(infos: Iterable[tuple[Any, ...]]) -> list[IPAddress]:
+    """The addresses of getaddrinfo's answer, in its order, without duplicates."""
     seen: dict[IPAddress, None] = {}
     for info in infos:
         address = str(info[4][0]).split("%", 1)[0]  # drop an IPv6 scope id
         seen.setdefault(ipaddress.ip_address(address), None)
     return list(seen)
+
+
+def numeric_address(host: str) -> IPAddress | None:
+    """The address a numeric host stands for, read as the C library reads it (``[::1]``,
+    ``127.1``, ``0x7f.1``, ``2130706433``), or None for a name: no DNS, so an event loop may
+    call it."""
+    bare = host.strip("[]").split("%", 1)[0]
+    try:
+        return ipaddress.ip_address(bare)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(bare))
+    except (OSError, ValueError):
+        return None
 
 
 def check_addresses(host: str, addresses: Iterable[IPAddress]) -> None:
@@ -103,6 +130,20 @@ def check_url(url: str, *, allow_private: bool) -> None:
     address the host resolves to is public. A host that does not resolve raises a
     transient FetchError (not BlockedURLError): it may resolve later.
     """
+    host, port = _host_and_port(url)
+    if not allow_private:
+        check_addresses(host, resolve(host, port))
+
+
+def check_url_offline(url: str, *, allow_private: bool) -> None:
+    """``check_url`` without DNS, for an event loop: the scheme, the host, and the address of a
+    numeric host. A name is left to the connection's own guarded resolver."""
+    host, _ = _host_and_port(url)
+    if not allow_private and (ip := numeric_address(host)) is not None:
+        check_addresses(host, [ip])
+
+
+def _host_and_port(url: str) -> tuple[str, int]:
     try:
         parts = urlsplit(url.strip())
         host, port = parts.hostname, parts.port
@@ -113,8 +154,7 @@ def check_url(url: str, *, allow_private: bool) -> None:
         raise BlockedURLError(f"scheme {scheme or '(none)'!r} is not allowed, only http/https")
     if not host:
         raise BlockedURLError("URL has no host")
-    if not allow_private:
-        check_addresses(host, resolve(host, port or (443 if scheme == "https" else 80)))
+    return host, port or (443 if scheme == "https" else 80)
 
 
 @contextmanager
@@ -216,7 +256,7 @@ def guarded_transport(*, allow_private: bool, **kwargs: Any) -> httpx.HTTPTransp
     if kwargs.get("proxy") is not None:
         raise ValueError("a proxy would bypass the address guard")
     kwargs.setdefault("trust_env", False)
-    kwargs.setdefault("verify", _verified_tls())
+    kwargs.setdefault("verify", verified_tls())
     transport = httpx.HTTPTransport(**kwargs)
     pool = transport._pool  # httpx builds the httpcore pool; we swap its network backend
     if not isinstance(pool, httpcore.ConnectionPool) or not hasattr(pool, "_network_backend"):
@@ -226,7 +266,7 @@ def guarded_transport(*, allow_private: bool, **kwargs: Any) -> httpx.HTTPTransp
 
 
 @functools.cache
-def _verified_tls() -> ssl.SSLContext:
+def verified_tls() -> ssl.SSLContext:
     """One verifying TLS context per process: loading the CA bundle costs ~20 ms per client."""
     return httpx.create_ssl_context()
 
