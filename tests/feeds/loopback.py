@@ -1,4 +1,4 @@
-"""A real HTTP server on 127.0.0.1 whose routes a test writes as plain functions."""
+"""A real HTTP server on a loopback address whose routes a test writes as plain functions."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ Route = Callable[[BaseHTTPRequestHandler], None]
 
 
 class _QuietServer(ThreadingHTTPServer):
+    request_queue_size = 64  # many concurrent clients: a backlog of 5 would drop connections
+
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # clients that hang up mid-body are what the limits tests are about
 
@@ -17,11 +19,12 @@ class _QuietServer(ThreadingHTTPServer):
 class LoopbackServer:
     """Serves ``routes[path](handler)``; records every request as (path, headers)."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.routes: dict[str, Route] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.lock = threading.Lock()
-        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
+        self._server = _QuietServer((host, 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -32,7 +35,7 @@ class LoopbackServer:
         return int(self._server.server_address[1])
 
     def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def paths(self) -> list[str]:
         with self.lock:
