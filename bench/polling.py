@@ -21,7 +21,7 @@ Columns: wall seconds and feeds/min; this process's CPU per feed and the cores i
 for SQLite's write lock included), mean and p95 ms; SQL statement time per feed (lock waits
 in SQLite's busy handler included); and the share of wall time when a transaction was open.
 
-First poll: the warm-up times ``worker.pipeline.file_items`` (the name the pipeline calls),
+First poll: the warm-up times ``worker.poll_write.file_items`` (the name the pipeline calls),
 the filing of a poll's new items into stories, per new item: wall and this thread's CPU
 (``time.thread_time``: SQLite's C code runs in the calling thread too), and the SQL
 statements it ran. Wall time includes waits for the GIL behind the other threads. The
@@ -63,7 +63,7 @@ from bench._loopback import FeedFarm
 from feeds import story as story_core
 from feeds.types import FeedItem
 from tests.helpers.configdir import write_config
-from worker import db, pipeline
+from worker import db, poll_write
 from worker.logs import configure_logging
 from worker.models import Item, Story, StoryBand
 from worker.pipeline import poll_feed
@@ -137,7 +137,7 @@ class Filing:
 
 
 class StoryTimer:
-    """Stands in for ``worker.pipeline.file_items``: times each call in the calling thread
+    """Stands in for ``worker.poll_write.file_items``: times each call in the calling thread
     (wall, ``time.thread_time`` and the SQL statements it ran), kept in the order they end."""
 
     def __init__(self, inner: FileItems, engine: Engine) -> None:
@@ -175,12 +175,12 @@ class StoryTimer:
 
 @contextmanager
 def filing_through(timer: StoryTimer) -> Iterator[StoryTimer]:
-    saved = pipeline.file_items
-    pipeline.file_items = timer  # the module global _store_new calls
+    saved = poll_write.file_items
+    poll_write.file_items = timer  # the module global take_in calls
     try:
         yield timer
     finally:
-        pipeline.file_items = saved
+        poll_write.file_items = saved
 
 
 def file_one_at_a_time(
@@ -418,7 +418,7 @@ def measure(
     rt, clock, ids = build(tmp, farm.urls)
     # both databases migrated before anything is measured
     single = build(tmp / "one-at-a-time", farm.urls[: args.first_poll_baseline_feeds or None])
-    warm = first_poll("first poll", rt, clock, farm, ids, pipeline.file_items)
+    warm = first_poll("first poll", rt, clock, farm, ids, poll_write.file_items)
     warm.result.name = "warm-up"
     secs = warm.result.seconds
     print(f"warm-up: first poll of every feed, {WARM_UP_THREADS} threads, {secs:.1f} s")

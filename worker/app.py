@@ -49,6 +49,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "watchfloor.sweep": {"queue": "deliver", "routing_key": "deliver"},
             "watchfloor.poll_due_feeds": {"queue": "poll", "routing_key": "poll"},
             "watchfloor.poll_feed": {"queue": "poll", "routing_key": "poll"},
+            "watchfloor.poll_due": {"queue": "poll", "routing_key": "poll"},
             "watchfloor.prune": {"queue": "poll", "routing_key": "poll"},
             "watchfloor.websub_maintain": {"queue": "poll", "routing_key": "poll"},
         },

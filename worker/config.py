@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -54,7 +55,12 @@ class Config:
     texts: Mapping[str, str] = field(default_factory=dict, compare=False)  # as loaded
 
     def feed(self, feed_id: str) -> FeedSource | None:
-        return next((f for f in self.feeds if f.id == feed_id), None)
+        return self._feeds_by_id.get(feed_id)
+
+    @cached_property
+    def _feeds_by_id(self) -> dict[str, FeedSource]:
+        """A poll batch looks up hundreds of feeds among up to 100,000: by id, not a scan."""
+        return {f.id: f for f in self.feeds}
 
     def is_official(self, feed_id: str) -> bool:
         feed = self.feed(feed_id)

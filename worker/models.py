@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -110,6 +112,11 @@ class Feed(Base):
     # WebSub (worker/websub/): the hub and topic the feed's last full fetch named, if any
     hub_url: Mapped[str | None] = mapped_column(Text)
     topic_url: Mapped[str | None] = mapped_column(Text)
+    # batched polling (migration 0009): false once the config no longer holds the feed or
+    # disables it, so claims skip it; the digests of the last document's items, which the
+    # next poll skips before parsing (feeds.parse), space-separated
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    item_digests: Mapped[str | None] = mapped_column(Text)
 
 
 class PushState(StrEnum):

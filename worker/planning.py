@@ -54,6 +54,13 @@ class Cadence:
         return cls(source.interval, low, high)
 
 
+def doorbell_rings(due: int, batch: int, most: int) -> int:
+    """How many poll workers beat wakes: one per batch of due feeds, at most ``most``."""
+    if due <= 0 or batch <= 0:
+        return 0
+    return min(-(-due // batch), max(most, 1))
+
+
 def learned_interval(seen: Sequence[datetime], now: datetime, cadence: Cadence) -> timedelta:
     """The interval a feed's own rhythm earns: the mean time between its items over the last
     two weeks, divided by ``POLLS_PER_GAP``, within the bounds.

@@ -62,6 +62,13 @@ def _safety_net(text: str) -> timedelta:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
 def _days(text: str) -> timedelta:
     return timedelta(seconds=_seconds(text) * 86400)
 
@@ -202,6 +209,22 @@ OPTIONS: tuple[Option, ...] = (
         "seconds between due-feed checks",
     ),
     Option(
+        "WATCHFLOOR_POLL_BATCH",
+        "poll_batch",
+        "200",
+        _count,
+        "feeds a poll worker claims and polls at once (fetched concurrently, written in one "
+        "transaction)",
+    ),
+    Option(
+        "WATCHFLOOR_POLL_RINGS",
+        "poll_rings",
+        "8",
+        _count,
+        "at most this many poll workers beat wakes at each due-feed check (about one per poll "
+        "process)",
+    ),
+    Option(
         "WATCHFLOOR_SWEEP_INTERVAL",
         "sweep_interval",
         "15",
@@ -335,6 +358,8 @@ class Settings:
     min_interval: timedelta
     max_interval: timedelta
     beat_interval: float
+    poll_batch: int
+    poll_rings: int
     sweep_interval: float
     retry_schedule: tuple[timedelta, ...]
     delivery_lease: timedelta

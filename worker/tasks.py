@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from celery import Task, signals
+from sqlalchemy.orm import Session
 
 from feeds.story import STORY_WINDOW
-from worker import metrics, pipeline
+from worker import metrics, pipeline, planning
 from worker.app import app
+from worker.config import Config
 from worker.db import SchemaOutOfDate, make_engine, require_current_schema
 from worker.models import utcnow
 from worker.outbox import batch
@@ -27,7 +30,10 @@ from worker.store import heartbeats
 from worker.store import items as items_store
 
 log = structlog.get_logger(__name__)
-POLL_LEASE = timedelta(minutes=2)
+# A claimed feed is due again after this if its poll never records (a killed worker): more
+# than a batch can take (its reads stop at pipeline.READ_BUDGET, under the task time limit).
+POLL_LEASE = timedelta(minutes=5)
+POLL_DUE_BUDGET = 60.0  # seconds one poll_due task claims batches for, then it yields
 
 
 @signals.worker_init.connect
@@ -66,37 +72,70 @@ def _check_schema(**_: object) -> None:
 
 
 @app.task(name="watchfloor.poll_due_feeds")
-def poll_due_feeds() -> list[str]:
+def poll_due_feeds() -> int:
+    """Beat's doorbell: keep the feeds table in step with the config, and ring the poll
+    workers, one ``poll_due`` message per batch of due feeds (at most ``poll_rings``). The
+    workers claim the feeds themselves, so beat never holds a lock for them."""
     rt = runtime()
     config, now = rt.config.current(), utcnow()
     with rt.sessions.begin() as session:
-        feeds_store.sync(session, config.feeds, now)
+        _sync_config(session, config, now)
         heartbeats.beat(session, "beat", now)
-        claimed: list[str] = []
-        for feed in (f for f in config.feeds if f.enabled):
-            # one lease per interval, so two beats never double-poll
-            lease = max(feed.interval, POLL_LEASE)
-            claimed += feeds_store.claim_due(session, [feed.id], now, lease)
-    for feed_id in claimed:
-        poll_feed.delay(feed_id)
-    return claimed
+        due = feeds_store.count_due(session, now)
+    rings = planning.doorbell_rings(due, rt.settings.poll_batch, rt.settings.poll_rings)
+    for _ in range(rings):  # a ring not answered soon is stale: the next beat rings again
+        poll_due.apply_async(expires=rt.settings.beat_interval * 4)
+    return rings
+
+
+_synced: tuple[tuple[object, ...], float] | None = None  # the config signature synced, when
+RESYNC_EVERY = 600.0  # seconds: another beat, or a CLI command, may have synced an older one
+
+
+def _sync_config(session: Session, config: Config, now: datetime) -> None:
+    """Write the config's feeds into the table when it changed (a read of the whole
+    table: 100,000 feeds are not re-read every few seconds for nothing)."""
+    global _synced
+    fresh = _synced is not None and time.monotonic() - _synced[1] < RESYNC_EVERY
+    if fresh and _synced is not None and _synced[0] == config.signature:
+        return
+    feeds_store.sync_all(session, config.feeds, now)
+    _synced = (config.signature, time.monotonic())
+
+
+@app.task(name="watchfloor.poll_due", acks_late=True)
+def poll_due() -> dict[str, int]:
+    """Claim due feeds in batches and poll each batch at once (``pipeline.poll_due``)."""
+    counts = Counter[str]()
+    with structlog.contextvars.bound_contextvars(task_id=poll_due.request.id):
+        pipeline.poll_due(
+            runtime(), POLL_LEASE, POLL_DUE_BUDGET, lambda o: counts.update([_after_poll(o)])
+        )
+    return dict(counts)
 
 
 @app.task(name="watchfloor.poll_feed")
 def poll_feed(feed_id: str) -> dict[str, object]:
+    """One feed now, whatever its schedule (kept for messages queued before batches)."""
     rt = runtime()
     with structlog.contextvars.bound_contextvars(feed_id=feed_id, task_id=poll_feed.request.id):
         outcome = pipeline.poll_feed(rt, feed_id)
-    enqueue_deliveries(outcome.delivery_ids)
-    metrics.observe_poll(outcome.status, outcome.fetch_seconds)
-    metrics.observe_new_items(feed_id, len(outcome.new_items))
-    for _, match in outcome.matches:
-        metrics.observe_match(match.watchlist_id)
+    _after_poll(outcome)
     return {
         "status": outcome.status,
         "new": len(outcome.new_items),
         "matches": len(outcome.matches),
     }
+
+
+def _after_poll(outcome: pipeline.PollOutcome) -> str:
+    """After the poll's commit: its deliveries enqueued, its metrics counted."""
+    enqueue_deliveries(outcome.delivery_ids)
+    metrics.observe_poll(outcome.status, outcome.fetch_seconds)
+    metrics.observe_new_items(outcome.feed_id, len(outcome.new_items))
+    for _, match in outcome.matches:
+        metrics.observe_match(match.watchlist_id)
+    return outcome.status
 
 
 def enqueue_deliveries(delivery_ids: list[str]) -> None:

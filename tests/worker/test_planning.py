@@ -185,3 +185,10 @@ def test_after_an_overflow_the_next_poll_comes_sooner_and_ignores_a_server_hint(
         SOURCE, result, NOW, interval=timedelta(minutes=2), overflowed=True
     )
     assert caught_up.next_poll_at == NOW + timedelta(minutes=2) and caught_up.overflowed
+
+
+def test_doorbell_rings_once_per_batch_of_due_feeds_up_to_its_cap() -> None:
+    from worker.planning import doorbell_rings
+
+    assert [doorbell_rings(due, 200, 8) for due in (0, 1, 200, 201, 5_000)] == [0, 1, 1, 2, 8]
+    assert doorbell_rings(10, 200, 0) == 1  # a cap below one still rings

@@ -13,7 +13,7 @@ from alerts.controls import RetryPolicy
 from alerts.types import Hit, Match
 from feeds.sources import FeedSource
 from feeds.types import FeedItem
-from worker.db import make_engine, session_factory
+from worker.db import make_engine, session_factory, upgrade
 from worker.models import ChannelState, Delivery, DigestRow, Feed, Item, MatchRow
 from worker.models import DeliveryStatus as S
 from worker.outbox import store as outbox
@@ -137,12 +137,89 @@ def test_failure_schedules_retry_and_dead_is_final(sessions) -> None:
         assert (row.status, row.attempts, row.last_error) == (S.DEAD, 2, "HTTP 400")
 
 
-def test_claim_due_feeds_leases_each_feed_once(sessions) -> None:
+def test_claim_batch_leases_each_due_feed_once(sessions) -> None:
     with sessions.begin() as s:
-        assert feeds.claim_due(s, ["f1"], NOW, LEASE) == ["f1"]
+        assert feeds.claim_batch(s, NOW, 10, LEASE) == ["f1"]
     with sessions.begin() as s:
-        assert feeds.claim_due(s, ["f1"], NOW + timedelta(seconds=1), LEASE) == []
+        assert feeds.claim_batch(s, NOW + timedelta(seconds=1), 10, LEASE) == []
         assert s.get(Feed, "f1").next_poll_at == NOW + LEASE
+
+
+def _configure(sessions, sources: list[FeedSource], at: datetime = NOW) -> None:
+    with sessions.begin() as s:
+        feeds.sync_all(s, sources, at)
+
+
+def test_claim_batch_takes_the_longest_due_first_up_to_its_limit(sessions) -> None:
+    sources = [FeedSource(id=f"n{n}", url=f"http://127.0.0.1/{n}") for n in range(6)]
+    _configure(sessions, sources)
+    with sessions.begin() as s:
+        for n in range(6):  # n5 has waited longest
+            s.get(Feed, f"n{n}").next_poll_at = NOW - timedelta(minutes=n)
+        s.get(Feed, "f1").next_poll_at = NOW + timedelta(minutes=1)  # not due yet
+    with sessions.begin() as s:
+        first = feeds.claim_batch(s, NOW, 4, LEASE)
+    with sessions.begin() as s:
+        rest = feeds.claim_batch(s, NOW, 4, LEASE)
+        assert feeds.count_due(s, NOW) == 0
+    assert (first, rest) == (["n2", "n3", "n4", "n5"], ["n0", "n1"])
+
+
+def test_feeds_the_config_no_longer_holds_or_disables_are_never_claimed(sessions) -> None:
+    kept = FeedSource(id="kept", url="http://127.0.0.1/kept")
+    paused = FeedSource(id="paused", url="http://127.0.0.1/paused", enabled=False)
+    _configure(sessions, [kept, paused])  # f1 left the config
+    with sessions.begin() as s:
+        assert feeds.count_due(s, NOW) == 1
+        assert feeds.claim_batch(s, NOW, 10, LEASE) == ["kept"]
+    _configure(sessions, [kept, paused.model_copy(update={"enabled": True})], NOW + LEASE)
+    with sessions.begin() as s:  # back in the config: claimable again
+        assert feeds.claim_batch(s, NOW + LEASE, 10, LEASE) == ["kept", "paused"]
+        assert not s.get(Feed, "f1").active
+
+
+def test_released_feeds_are_due_again_at_once(sessions) -> None:
+    with sessions.begin() as s:
+        assert feeds.claim_batch(s, NOW, 10, LEASE) == ["f1"]
+        feeds.release(s, ["f1"], NOW)
+    with sessions.begin() as s:
+        assert feeds.claim_batch(s, NOW, 10, LEASE) == ["f1"]
+
+
+@pytest.mark.postgres
+def test_concurrent_claims_skip_each_others_rows_without_waiting(pg_url: str) -> None:
+    """FOR UPDATE SKIP LOCKED: a second process claims other feeds while the first holds
+    its batch uncommitted; it never waits on the first (a lock wait fails the statement)."""
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    factory = session_factory(engine)
+    _configure(factory, [FeedSource(id=f"n{n}", url=f"http://127.0.0.1/{n}") for n in range(10)])
+    with factory.begin() as first, factory.begin() as second:
+        second.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+        mine = feeds.claim_batch(first, NOW, 4, LEASE)
+        theirs = feeds.claim_batch(second, NOW, 10, LEASE)
+    assert len(mine) == 4 and len(theirs) == 6 and not set(mine) & set(theirs)
+    engine.dispose()
+
+
+def test_poll_row_counts_errors_and_keeps_what_the_poll_did_not_learn() -> None:
+    """The columns a poll writes, from the feed's state before it (a pure function)."""
+    state = feeds.FeedState(
+        id="f", url="http://a/", etag='"e1"', last_modified=None, body_hash="h1",
+        error_count=2, created_at=NOW, last_success_at=None, last_error_at=None,
+        disabled_reason=None, window_overflows=1, item_digests=frozenset({"b", "a"}),
+    )  # fmt: skip
+    ok = feeds.poll_row(state, feeds.PollRecord(next_poll_at=NOW, overflowed=True), NOW)
+    assert (ok["etag"], ok["body_hash"], ok["item_digests"]) == ('"e1"', "h1", "a b")
+    assert (ok["error_count"], ok["last_error"], ok["last_success_at"]) == (0, None, NOW)
+    assert (ok["window_overflows"], ok["last_overflow_at"]) == (2, NOW)
+    record = feeds.PollRecord(next_poll_at=NOW, error="x" * 900, disable=True)
+    failed = feeds.poll_row(state, record, NOW)
+    assert failed["error_count"] == 3 and len(failed["last_error"]) == 500
+    assert failed["disabled_reason"] == failed["last_error"] and "last_success_at" not in failed
+    moved = feeds.PollRecord(next_poll_at=NOW, etag='"e2"', url="http://b/", item_digests=())
+    row = feeds.poll_row(state, moved, NOW)
+    assert (row["etag"], row["url"], row["item_digests"]) == ('"e2"', "http://b/", None)
 
 
 def test_concurrent_inserts_of_one_item_yield_one_row_and_one_match(db_url: str, sessions) -> None:

@@ -7,12 +7,12 @@ statements, not a round trip per item and band key.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Delete, Select, delete, func, insert, select, update
+from sqlalchemy import Delete, Select, delete, func, insert, select, tuple_, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from alerts.search import index_text
@@ -61,23 +61,72 @@ class Filed:
 def insert_new(
     session: Session, feed_id: str, items: Sequence[FeedItem], now: datetime
 ) -> list[tuple[int, FeedItem]]:
-    """Insert unseen items (by GUID, then by canonical URL within the feed), in one
-    statement; returns (id, item) of those inserted, in feed order."""
-    urls = [i.url for i in items if i.url]
-    known_urls = set(session.scalars(url_lookup(feed_id, urls)))
-    fresh = list({i.guid: i for i in items if not i.url or i.url not in known_urls}.values())
-    if not fresh:
-        return []
-    known_guids = set(session.scalars(guid_lookup(feed_id, [i.guid for i in fresh])))
-    rows = [_item_row(feed_id, item, now) for item in fresh if item.guid not in known_guids]
+    """Insert unseen items (by GUID, then by canonical URL within the feed); returns (id,
+    item) of those inserted, in feed order."""
+    return insert_new_many(session, {feed_id: items}, now).get(feed_id, [])
+
+
+def insert_new_many(
+    session: Session, items: Mapping[str, Sequence[FeedItem]], now: datetime
+) -> dict[str, list[tuple[int, FeedItem]]]:
+    """``insert_new`` for many feeds at once: two lookups and one INSERT for them all.
+
+    An item is new unless its feed already holds its canonical URL or its GUID. ON
+    CONFLICT DO NOTHING returns only the rows inserted: a racing worker keeps its own."""
+    known_urls = _known(
+        session, "canonical_url", {f: [i.url for i in its if i.url] for f, its in items.items()}
+    )
+    fresh = {
+        feed_id: list(
+            {i.guid: i for i in its if not i.url or (feed_id, i.url) not in known_urls}.values()
+        )
+        for feed_id, its in items.items()
+    }
+    known_guids = _known(session, "guid", {f: [i.guid for i in its] for f, its in fresh.items()})
+    rows = [
+        _item_row(feed_id, item, now)
+        for feed_id, its in fresh.items()
+        for item in its
+        if (feed_id, item.guid) not in known_guids
+    ]
     if not rows:
-        return []
-    # ON CONFLICT DO NOTHING returns only the rows inserted: a racing worker keeps its own
+        return {}
     stmt = dialect_insert(session, Item.__table__).on_conflict_do_nothing(
         index_elements=["feed_id", "guid"]
     )
-    ids = dict(session.execute(stmt.returning(Item.guid, Item.id), rows).all())
-    return [(ids[i.guid], i) for i in fresh if i.guid in ids]
+    ids: dict[tuple[str, str], int] = {}
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start : start + _ROWS_PER_INSERT]
+        returned = session.execute(stmt.returning(Item.feed_id, Item.guid, Item.id), chunk)
+        ids.update(((feed_id, guid), item_id) for feed_id, guid, item_id in returned)
+    inserted = {
+        feed_id: [(ids[(feed_id, i.guid)], i) for i in its if (feed_id, i.guid) in ids]
+        for feed_id, its in fresh.items()
+    }
+    return {feed_id: pairs for feed_id, pairs in inserted.items() if pairs}
+
+
+def _known(
+    session: Session, column: str, wanted: Mapping[str, Sequence[str]]
+) -> set[tuple[str, str]]:
+    """Which (feed id, value) pairs of ``column`` the feeds already hold: one query per
+    chunk, by (feed_id, column) row values, which both unique indexes lead with."""
+    pairs = sorted({(feed_id, value) for feed_id, values in wanted.items() for value in values})
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(pairs), _PAIRS_PER_LOOKUP):
+        rows = session.execute(known_lookup(column, pairs[start : start + _PAIRS_PER_LOOKUP]))
+        found.update((feed_id, value) for feed_id, value in rows)
+    return found
+
+
+def known_lookup(column: str, pairs: Sequence[tuple[str, str]]) -> Select[str, Any]:
+    """The (feed id, ``canonical_url`` or ``guid``) pairs of ``pairs`` already stored."""
+    value = Item.canonical_url if column == "canonical_url" else Item.guid
+    return select(Item.feed_id, value).where(tuple_(Item.feed_id, value).in_(list(pairs)))
+
+
+_PAIRS_PER_LOOKUP = 2_000  # two parameters each: well under PostgreSQL's 65,535
+_ROWS_PER_INSERT = 1_000
 
 
 def known_guids(session: Session, feed_id: str, guids: Sequence[str]) -> set[str]:
@@ -87,12 +136,6 @@ def known_guids(session: Session, feed_id: str, guids: Sequence[str]) -> set[str
     return set(session.scalars(guid_lookup(feed_id, guids)))
 
 
-def url_lookup(feed_id: str, urls: Sequence[str]) -> Select[str | None]:
-    return select(Item.canonical_url).where(
-        Item.feed_id == feed_id, Item.canonical_url.in_(list(urls))
-    )
-
-
 def guid_lookup(feed_id: str, guids: Sequence[str]) -> Select[str]:
     return select(Item.guid).where(Item.feed_id == feed_id, Item.guid.in_(list(guids)))
 
@@ -100,13 +143,34 @@ def guid_lookup(feed_id: str, guids: Sequence[str]) -> Select[str]:
 def seen_times(session: Session, feed_id: str, since: datetime, limit: int = 200) -> list[datetime]:
     """When the feed's newest items (fetched since ``since``) were published, for adaptive
     polling; a missing or future date counts as when the item was first fetched."""
-    rows = session.execute(
-        select(Item.published_at, Item.fetched_at)
-        .where(Item.feed_id == feed_id, Item.fetched_at >= since)
-        .order_by(Item.id.desc())
-        .limit(limit)
+    return seen_times_many(session, [feed_id], since, limit).get(feed_id, [])
+
+
+def seen_times_many(
+    session: Session, feed_ids: Collection[str], since: datetime, limit: int = 200
+) -> dict[str, list[datetime]]:
+    """``seen_times`` for many feeds in one read per chunk of ids, newest first, at most
+    ``limit`` a feed."""
+    found: dict[str, list[tuple[int, datetime]]] = {}
+    ids = sorted(set(feed_ids))
+    for start in range(0, len(ids), _PAIRS_PER_LOOKUP):
+        rows = session.execute(seen_lookup(ids[start : start + _PAIRS_PER_LOOKUP], since))
+        for feed_id, item_id, published, fetched in rows:
+            seen = min(published, fetched) if published else fetched
+            found.setdefault(feed_id, []).append((item_id, seen))
+    return {
+        feed_id: [seen for _, seen in sorted(pairs, reverse=True)[:limit]]
+        for feed_id, pairs in found.items()
+    }
+
+
+def seen_lookup(
+    feed_ids: Sequence[str], since: datetime
+) -> Select[str, int, datetime | None, datetime]:
+    """The items these feeds fetched since ``since``: their publishing rhythm."""
+    return select(Item.feed_id, Item.id, Item.published_at, Item.fetched_at).where(
+        Item.feed_id.in_(list(feed_ids)), Item.fetched_at >= since
     )
-    return [min(published, fetched) if published else fetched for published, fetched in rows]
 
 
 def _item_row(feed_id: str, item: FeedItem, now: datetime) -> dict[str, Any]:

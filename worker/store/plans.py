@@ -14,21 +14,23 @@ from sqlalchemy import Connection
 from sqlalchemy.sql.expression import ClauseElement
 
 from feeds.story import STORY_WINDOW
+from worker.planning import RHYTHM_SPAN
 from worker.store import feeds, items
 
 KEEP_ITEMS = timedelta(days=30)
 KEEP_BANDS = timedelta(days=3)
-FEED_IDS = [f"feed-{n}" for n in range(500)]  # one beat's configured feeds
+FEED_IDS = [f"feed-{n}" for n in range(500)]
 
 QUERIES: dict[str, Callable[[datetime], ClauseElement]] = {
-    "claim due feeds": lambda now: feeds.due_query(FEED_IDS, now),
-    "claim one feed": lambda now: feeds.claim_statement("feed-7", now, timedelta(minutes=5)),
-    "new items by url": lambda now: items.url_lookup(
-        "feed-7", [f"https://news.example.org/feed-7/{n}" for n in range(20)]
+    "poll doorbell": lambda now: feeds.due_count_query(now),
+    "claim due feeds": lambda now: feeds.batch_claim_statement(now, 200, timedelta(minutes=5)),
+    "new items by url": lambda now: items.known_lookup(
+        "canonical_url", [(f"feed-{n}", f"https://news.example.org/feed-{n}/1") for n in range(40)]
     ),
-    "new items by guid": lambda now: items.guid_lookup(
-        "feed-7", [f"feed-7/{n}" for n in range(20)]
+    "new items by guid": lambda now: items.known_lookup(
+        "guid", [(f"feed-{n}", f"feed-{n}/1") for n in range(40)]
     ),
+    "feed rhythms": lambda now: items.seen_lookup(FEED_IDS[:200], now - RHYTHM_SPAN),
     "story window": lambda now: items.band_lookup(list(range(1000, 1040)), now - STORY_WINDOW),
     "story members": lambda now: items.members_lookup(list(range(1, 30))),
     "prune items": lambda now: items.prune_items_statement(now - KEEP_ITEMS),

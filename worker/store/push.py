@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -38,6 +39,14 @@ def every(session: Session) -> dict[str, PushRecord]:
 def of_feed(session: Session, feed_id: str) -> PushRecord | None:
     row = session.get(PushSubscription, feed_id, populate_existing=True)
     return None if row is None else _record(row)
+
+
+def of_feeds(session: Session, feed_ids: Collection[str]) -> dict[str, PushRecord]:
+    """The subscriptions of these feeds, in one read (a poll batch's safety-net check)."""
+    if not feed_ids:
+        return {}
+    query = select(PushSubscription).where(PushSubscription.feed_id.in_(list(feed_ids)))
+    return {row.feed_id: _record(row) for row in session.scalars(query)}
 
 
 def by_token(session: Session, token: str) -> PushRecord | None:
