@@ -45,7 +45,7 @@ def parse_json_api(
     found = _compiled(select.item).search(data)
     entries: list[Any] = found if isinstance(found, list) else []
     items, warning = collect_items(entries, select, lambda e: _item(e, select, url, now))
-    return ParsedFeed(title=url, items=items, warning=warning)
+    return ParsedFeed(title=url, items=items, warning=warning, total_items=len(items))
 
 
 def _item(entry: Any, select: PageSelect, url: str, now: datetime | None) -> FeedItem | None:

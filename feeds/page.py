@@ -70,7 +70,7 @@ def parse_page(
         raise ParseError(f"page does not parse: {exc}") from None
     items, warning = collect_items(elements, select, lambda e: _item(e, select, url, now))
     title = _text(_apply(page, "title", many=False)) or url
-    return ParsedFeed(title=title, items=items, warning=warning)
+    return ParsedFeed(title=title, items=items, warning=warning, total_items=len(items))
 
 
 def collect_items(

@@ -11,11 +11,17 @@ Order of work, and why:
    entity used 20,000 times took 45 s and 5.8 GB when measured), and feedparser's loose
    fallback parser expands "safe" entities with no limit at all. External entities and DTDs
    are never fetched: expat's external entity loading is off and the declarations are gone.
-4. At most ``MAX_ITEMS`` items are read, the newest by date, and a warning says how many
-   the document had. An XML document is cut before feedparser sees it: a linear scan
-   finds each outermost ``<item>``/``<entry>`` (CDATA, comments and processing
-   instructions skipped) and keeps the head, the chosen items and the closing tail, so
-   the cut document is as well-formed as the original.
+4. Items seen in an earlier poll are skipped before feedparser sees them, and of the rest at
+   most ``MAX_ITEMS`` are read, the newest by date, with a warning saying how many there
+   were. Skipping comes first so that the cap spends its budget on unseen items: a feed
+   of 5,000 items of which 2 are new reads those 2. An XML document is cut by a linear
+   scan that finds each outermost ``<item>``/``<entry>`` (CDATA, comments and processing
+   instructions skipped); only the items not read are cut out, so the cut document is as
+   well-formed as the original. Each item's digest is of its exact text: an item edited
+   in any way is read again, and skipping can never hide anything new. Skipping needs
+   every item delimited exactly, and feedparser to agree (one entry per item read);
+   otherwise the whole document is read and no digests are returned, so the caller
+   skips nothing next time.
 5. feedparser runs with ``sanitize_html`` and ``resolve_relative_uris`` off: we strip all
    HTML ourselves and resolve only the item link (bench/corpus.py --compare measures it).
 6. A time limit: on the main thread (where Celery's prefork pool runs tasks) a SIGALRM
@@ -26,11 +32,13 @@ Order of work, and why:
 from __future__ import annotations
 
 import calendar
+import hashlib
 import heapq
 import io
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime, parsedate_tz
 from typing import Any, TypeVar
@@ -69,6 +77,7 @@ _ITEM_TOKEN = re.compile(rf"<(?:(/?)(?:item|entry)(?=[\s/>])[^>]*+|{_STEP_OVER})
 _PREFIXED_ITEM_TOKEN = re.compile(
     rf"<(?:(/?)(?:[A-Za-z_][\w.-]*+:)?(?:item|entry)(?=[\s/>])[^>]*+|{_STEP_OVER})", re.DOTALL
 )
+_STEP_OVER_ENDS = (("<![CDATA[", "]]>"), ("<!--", "-->"), ("<?", "?>"))
 _ITEM_DATE = re.compile(
     r"<(?:[A-Za-z_][\w.-]*:)?(?:pubDate|published|updated|date|issued|modified)\s*>"
     r"([^<]{1,100})<"
@@ -84,39 +93,42 @@ def parse_feed(
     content_type: str | None = None,
     time_limit: float = 5.0,
     now: datetime | None = None,
+    skip: Collection[str] = frozenset(),
 ) -> ParsedFeed:
-    """Parse RSS 0.9x/1.0/2.0, Atom or JSON Feed; raise ParseError when there is no feed."""
+    """Parse RSS 0.9x/1.0/2.0, Atom or JSON Feed; raise ParseError when there is no feed.
+
+    ``skip``: the ``digests`` of an earlier parse of this feed; those items are not read.
+    """
     if not body.strip():
         raise ParseError("empty document")
+    seen = frozenset(skip)
     try:
         with bounded_time(time_limit):
             text, _ = decode_body(body, content_type)
             if text.lstrip().startswith(("{", "[")):
-                return _json_feed(text, url, now)
-            return _xml_feed(text, url, now)
+                return _json_feed(text, url, now, seen)
+            return _xml_feed(text, url, now, seen)
     except ParseTimeout:
         raise ParseError(f"parse took longer than {time_limit:g}s") from None
     except RecursionError:
         raise ParseError("document nested too deeply") from None
 
 
-def _xml_feed(text: str, url: str, now: datetime | None) -> ParsedFeed:
+def _xml_feed(text: str, url: str, now: datetime | None, seen: frozenset[str]) -> ParsedFeed:
     text, defuse_note = defuse_prolog(text)
-    text, cap_note = _cap_xml_items(text)
-    result = feedparser.parse(
-        io.BytesIO(text.encode("utf-8", "surrogatepass")),
-        response_headers={
-            "content-type": "application/xml; charset=utf-8",
-            "content-location": url,
-        },
-        sanitize_html=False,
-        resolve_relative_uris=False,
-    )
-    if not result.get("version") and not result.get("entries"):
-        raise ParseError(_not_a_feed(text, result))
+    cut = _cut_xml_items(text, seen)
+    result = _feedparser(cut.text, url)
+    entries = result.get("entries") or []
+    if cut.skipped and len(entries) != cut.read:
+        # feedparser and the scan disagree on what an item is: read it all, as if unseen
+        cut = _cut_xml_items(text, frozenset())
+        result = _feedparser(cut.text, url)
+        entries = result.get("entries") or []
+    if not result.get("version") and not entries and not cut.skipped:
+        raise ParseError(_not_a_feed(cut.text, result))
     feed = result.get("feed", {})
-    items = tuple(normalize_entry(_entry(e), base_url=url, now=now) for e in result["entries"])
-    notes = [defuse_note, cap_note, _bozo(result) if result.get("bozo") else None]
+    items = tuple(normalize_entry(_entry(e), base_url=url, now=now) for e in entries)
+    notes = [defuse_note, cut.note, _bozo(result) if result.get("bozo") else None]
     return ParsedFeed(
         title=clean_text(feed.get("title"), html=_is_html(feed.get("title_detail")), limit=1000),
         items=items,
@@ -124,6 +136,20 @@ def _xml_feed(text: str, url: str, now: datetime | None) -> ParsedFeed:
         warning="; ".join(n for n in notes if n) or None,
         hubs=_links(feed.get("links"), "hub"),
         self_url=next(iter(_links(feed.get("links"), "self")), None),
+        digests=cut.digests if len(entries) == cut.read else (),
+        total_items=len(items) + cut.skipped + cut.capped,
+    )
+
+
+def _feedparser(text: str, url: str) -> Any:
+    return feedparser.parse(
+        io.BytesIO(text.encode("utf-8", "surrogatepass")),
+        response_headers={
+            "content-type": "application/xml; charset=utf-8",
+            "content-location": url,
+        },
+        sanitize_html=False,
+        resolve_relative_uris=False,
     )
 
 
@@ -273,10 +299,18 @@ def _entities(doctype: str) -> tuple[dict[str, str], int]:
     return safe, len(_ENTITY_DECL.findall(doctype))
 
 
-# --- item cap ------------------------------------------------------------------------------
+# --- items: digests, skip, cap -------------------------------------------------------------
 
 
-def _newest(items: Sequence[_T], date_of: Callable[[_T], float]) -> tuple[Sequence[_T], str | None]:
+def item_digest(text: str) -> str:
+    """A digest of one item's text; blake2b, never ``hash()``: callers keep it between polls,
+    across processes and releases."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+
+
+def _newest(
+    items: Sequence[_T], date_of: Callable[[_T], float], what: str = "items"
+) -> tuple[Sequence[_T], str | None]:
     """At most ``MAX_ITEMS`` items, the newest, in document order; and a note if any were cut.
 
     Undated items rank as oldest, and equal dates go to the earlier item, so a feed with no
@@ -286,25 +320,62 @@ def _newest(items: Sequence[_T], date_of: Callable[[_T], float]) -> tuple[Sequen
     if len(items) <= MAX_ITEMS:
         return items, None
     ranked = heapq.nlargest(MAX_ITEMS, range(len(items)), key=lambda i: (date_of(items[i]), -i))
-    note = f"read the newest {MAX_ITEMS:,} of {len(items):,} items"
+    note = f"read the newest {MAX_ITEMS:,} of {len(items):,} {what}"
     return [items[i] for i in sorted(ranked)], note
 
 
-def _cap_xml_items(text: str) -> tuple[str, str | None]:
-    """The document with only the items ``_newest`` keeps: head, those items, closing tail.
+@dataclass(frozen=True, slots=True)
+class _XmlCut:
+    """The document feedparser reads, and what the cut took out of it."""
 
-    What lies between two items (in RSS 2.0, channel elements written among them) goes too.
+    text: str
+    digests: tuple[str, ...]  # of every item, in document order; () unless delimited exactly
+    read: int  # items left in ``text``
+    skipped: int  # items cut out as seen before
+    capped: int  # unseen items cut out by the cap
+    note: str | None  # the cap's warning
+
+
+def _cut_xml_items(text: str, seen: frozenset[str]) -> _XmlCut:
+    """The document without the items seen before and those over the cap, all else kept."""
+    spans, exact = _item_spans(text)
+    digests = tuple(item_digest(text[start:end]) for start, end in spans) if exact else ()
+    unseen = _unseen(digests, seen, len(spans))
+    what = "items" if len(unseen) == len(spans) else "unseen items"
+    kept, note = _newest(unseen, lambda i: _timestamp(_xml_date(text, spans[i])), what)
+    if len(kept) < len(spans):
+        text = _without(text, spans, set(kept))
+    return _XmlCut(
+        text, digests, len(kept), len(spans) - len(unseen), len(unseen) - len(kept), note
+    )
+
+
+def _unseen(digests: Sequence[str], seen: frozenset[str], count: int) -> list[int]:
+    """Indices of the items not seen before: all ``count`` of them when there are no digests."""
+    if not seen or not digests:
+        return list(range(count))
+    return [i for i, digest in enumerate(digests) if digest not in seen]
+
+
+def _without(text: str, spans: Sequence[tuple[int, int]], kept: Collection[int]) -> str:
+    """The text with every span not ``kept`` cut out; what lies between items stays.
+
+    A cut item leaves its line breaks, so a parser's "at line N" still points into the
+    document as fetched.
     """
-    spans = _item_spans(text)
-    kept, note = _newest(spans, lambda span: _timestamp(_xml_date(text, span)))
-    if note is None:
-        return text, None
-    items = "".join(text[start:end] for start, end in kept)
-    return text[: spans[0][0]] + items + text[spans[-1][1] :], note
+    pieces: list[str] = []
+    pos = 0
+    for i, (start, end) in enumerate(spans):
+        if i not in kept:
+            pieces += (text[pos:start], "\n" * text.count("\n", start, end))
+            pos = end
+    pieces.append(text[pos:])
+    return "".join(pieces)
 
 
-def _item_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each outermost ``<item>``/``<entry>``; CDATA, comments, PIs skipped.
+def _item_spans(text: str) -> tuple[list[tuple[int, int]], bool]:
+    """(start, end) of each outermost ``<item>``/``<entry>``, CDATA, comments and PIs skipped;
+    and whether each span is exactly one item (no nesting, stray end tag or open construct).
 
     A construct left open ends the scan: no parser reads an item after it either, so the
     scan may find fewer items than feedparser would, but never cuts one in two.
@@ -312,20 +383,43 @@ def _item_spans(text: str) -> list[tuple[int, int]]:
     prefixed = ":item" in text or ":entry" in text
     spans: list[tuple[int, int]] = []
     depth = start = 0
+    exact = True
     for match in (_PREFIXED_ITEM_TOKEN if prefixed else _ITEM_TOKEN).finditer(text):
         slash, end = match.group(1), match.end() + 1  # + 1: the tag's ">"
         if slash is None:  # CDATA, comment or PI
+            exact = exact and (end <= len(text) or _closed(match.group()))
             continue
+        exact = exact and end <= len(text)  # else the tag has no ">"
         if slash:  # </item>; a stray one outside any item is ignored
             if depth == 1:
                 spans.append((start, end))
+            exact = exact and depth == 1
             depth = max(depth - 1, 0)
         elif text[end - 2] != "/":  # <item ...>
             start = match.start() if depth == 0 else start
+            exact = exact and depth == 0 and _after_markup(text, spans, start)
             depth += 1
         elif depth == 0:  # <item/>
+            exact = exact and _after_markup(text, spans, match.start())
             spans.append((match.start(), end))
-    return spans
+        else:  # <item/> inside an item: feedparser ends the outer one there
+            exact = False
+    return spans, exact and depth == 0
+
+
+def _after_markup(text: str, spans: list[tuple[int, int]], pos: int) -> bool:
+    """Whether an item tag at ``pos`` follows markup (only whitespace after the last ``>``),
+    not text or an attribute value (``<image url='a<item/>b'/>``, not well-formed)."""
+    gap = text[spans[-1][1] if spans else 0 : pos].rstrip()  # each gap is copied once
+    return not gap or gap[-1] == ">"
+
+
+def _closed(token: str) -> bool:
+    """Whether a CDATA section, comment or PI that reaches the end of the text is closed."""
+    return any(
+        token.startswith(opener) and token.endswith(closer) and len(token) >= len(opener + closer)
+        for opener, closer in _STEP_OVER_ENDS
+    )
 
 
 def _xml_date(text: str, span: tuple[int, int]) -> str | None:
@@ -352,7 +446,7 @@ def _timestamp(value: Any) -> float:
 # --- JSON Feed -----------------------------------------------------------------------------
 
 
-def _json_feed(text: str, url: str, now: datetime | None) -> ParsedFeed:
+def _json_feed(text: str, url: str, now: datetime | None, seen: frozenset[str]) -> ParsedFeed:
     try:
         doc = json.loads(text)
     except ValueError:
@@ -361,7 +455,11 @@ def _json_feed(text: str, url: str, now: datetime | None) -> ParsedFeed:
     if not isinstance(items, list) or not _str(doc.get("version")).startswith(_JSON_FEED):
         raise ParseError("not a feed: JSON but not a JSON Feed")
     base = _str(doc.get("feed_url")) or url
-    kept, note = _newest([i for i in items if isinstance(i, dict)], _json_timestamp)
+    found = [i for i in items if isinstance(i, dict)]
+    digests = _json_digests(found)
+    unseen = [found[i] for i in _unseen(digests, seen, len(found))]
+    what = "items" if len(unseen) == len(found) else "unseen items"
+    kept, note = _newest(unseen, _json_timestamp, what)
     entries = (_json_entry(i) for i in kept)
     return ParsedFeed(
         title=clean_text(_str(doc.get("title")), html=False, limit=1000),
@@ -373,7 +471,20 @@ def _json_feed(text: str, url: str, now: datetime | None) -> ParsedFeed:
             if isinstance(h, dict) and str(h.get("type", "")).lower() == "websub" and h.get("url")
         ),
         self_url=_str(doc.get("feed_url")) or None,
+        digests=digests,
+        total_items=len(found),
     )
+
+
+def _json_digests(items: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """Each item's digest, of its canonical JSON (keys sorted, no spaces); () if one fails."""
+    try:
+        return tuple(
+            item_digest(json.dumps(i, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+            for i in items
+        )
+    except (RecursionError, ValueError):  # deeper than the encoder goes; the items still count
+        return ()
 
 
 def _json_timestamp(item: Mapping[str, Any]) -> float:

@@ -41,6 +41,10 @@ class ParsedFeed:
     warning: str | None = None  # a recoverable parse problem (feedparser's "bozo")
     hubs: tuple[str, ...] = ()  # WebSub hubs the document names (feeds/websub.py)
     self_url: str | None = None  # the feed's own URL as it names it (the WebSub topic)
+    # One digest per item in the document, in document order (feeds/parse.py item_digest):
+    # pass them back as ``skip`` next poll. Empty when the items could not be delimited.
+    digests: tuple[str, ...] = ()
+    total_items: int = 0  # items in the document, the skipped and capped ones included
 
 
 @dataclass(frozen=True, slots=True)
