@@ -27,16 +27,17 @@ import hashlib
 import json
 import re
 import struct
-import sys
 import unicodedata
-from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from heapq import nsmallest
-from itertools import combinations, pairwise
+from itertools import combinations, compress, repeat
+from operator import or_
+
+import numpy as np
 
 from feeds import concepts as concept_evidence
 
@@ -160,22 +161,26 @@ def within_window(a: datetime, b: datetime, window: timedelta = STORY_WINDOW) ->
 
 
 def story_signature(title: str, summary: str) -> StorySignature:
-    body_tokens = _tokens(_clean_summary(summary))
-    names = {word for word, anchor in body_tokens if anchor}
+    body = _without_dateline(summary)  # the shingles and the concept evidence both read it
+    body_words, body_flags = _tokens(_clean_summary(body))
+    names = set(compress(body_words, body_flags))
     # A word the body capitalizes is a name in the headline too, wherever it stands.
-    title_tokens = [(w, a or w in names) for w, a in _tokens(_clean_title(title))]
-    names.update(word for word, anchor in title_tokens if anchor)
-    title_shingles = _shingles(title_tokens)
-    title_hashes = {_hash32(s) for s in title_shingles}
-    every = title_hashes | {_hash32(s) for s in _shingles(body_tokens) - title_shingles}
-    words = {word for word, _ in title_tokens + body_tokens}
-    evidence = concept_evidence.extract(title, _without_dateline(summary))
+    title_words, title_flags = _tokens(_clean_title(title))
+    title_flags = [a or w in names for w, a in zip(title_words, title_flags, strict=True)]
+    names.update(compress(title_words, title_flags))
+    title_shingles = _shingles(title_words, title_flags)
+    title_hashes = set(_hash32s(title_shingles))
+    every = title_hashes.union(_hash32s(_shingles(body_words, body_flags) - title_shingles))
+    words = set(title_words).union(body_words)
+    headline = {word for word in title_words if word in names}
+    word_hash = _hash16s(words if len(words) <= WORDS_SIZE else headline)
+    evidence = concept_evidence.extract(title, body)
     return StorySignature(
         size=len(every),
         hashes=tuple(nsmallest(SKETCH_SIZE, every)),
         title=tuple(nsmallest(TITLE_SKETCH_SIZE, title_hashes)),
-        words=_hash16s(words) if len(words) <= WORDS_SIZE else (),
-        headline=_hash16s({word for word, _ in title_tokens if word in names})[:HEADLINE_SIZE],
+        words=tuple(sorted(set(word_hash.values()))) if len(words) <= WORDS_SIZE else (),
+        headline=tuple(sorted({word_hash[word] for word in headline}))[:HEADLINE_SIZE],
         concepts=tuple(sorted(evidence.codes))[:MAX_CONCEPTS],
         title_concepts=tuple(sorted(evidence.title))[:MAX_CONCEPTS],
         action=evidence.action,
@@ -449,8 +454,11 @@ def band_keys(sig: StorySignature) -> tuple[int, ...]:
     """
     if not sig.hashes:
         return ()
-    body = _bands(sig.hashes, BODY_BANDS, BODY_ROWS, kind=0, version=sig.version)
-    title = _bands(sig.title, TITLE_BANDS, TITLE_ROWS, kind=1, version=sig.version)
+    body = _bands(_minhash(sig.hashes, BODY_BANDS * BODY_ROWS), BODY_ROWS, 0, sig.version)
+    title: tuple[int, ...] = ()
+    if sig.title:
+        minima = _minhash(sig.title, TITLE_BANDS * TITLE_ROWS)
+        title = _bands(minima, TITLE_ROWS, 1, sig.version)
     return body + title + concept_keys(sig)
 
 
@@ -469,8 +477,7 @@ def concept_keys(sig: StorySignature) -> tuple[int, ...]:
         if first & 7 not in _ANCHOR_KINDS and second & 7 not in _ANCHOR_KINDS:
             continue  # same_event needs a shared anchor: a launch and a satellite are not one
         data = struct.pack("<BBII", sig.version, 2, first, second)
-        digest = hashlib.blake2b(data, digest_size=8, person=_PERSON).digest()
-        keys.append(int.from_bytes(digest, "big", signed=True))
+        keys.append(int.from_bytes(_digest64(data), "big", signed=True))
     return tuple(keys)
 
 
@@ -543,105 +550,131 @@ def _without_dateline(summary: str) -> str:
     return _DATELINE.sub("", unicodedata.normalize("NFKC", summary).strip(), count=1)
 
 
-def _clean_summary(summary: str) -> str:
-    return _ABBREVIATION.sub(_undot, _without_dateline(summary)).strip()
+def _clean_summary(without_dateline: str) -> str:
+    return _ABBREVIATION.sub(_undot, without_dateline).strip()
 
 
 def _undot(match: re.Match[str]) -> str:
     return match.group().replace(".", "")
 
 
-def _tokens(text: str) -> list[tuple[str, bool]]:
-    """Casefolded words, each flagged when it is a number or a name mid-sentence.
+def _tokens(text: str) -> tuple[list[str], list[bool]]:
+    """Casefolded words, and for each whether it is a number or a name mid-sentence.
 
     In Title Case or ALL CAPS text (three in four words capitalized) capitals say
-    nothing, so only numbers are flagged.
+    nothing, so only numbers are flagged. Two lists rather than pairs: the shingles and
+    the name set are built from them by C loops (``map``, ``compress``).
     """
     found = _GAP_AND_TOKEN.findall(text)  # (what precedes the word, the word)
     words = [word for _, word in found]
     # capitalized mid-sentence: no sentence end between the word and the one before
-    capitalized = [
-        n > 0 and word[0].isupper() and _SENTENCE_END.isdisjoint(gap)
-        for n, (gap, word) in enumerate(found)
-    ]
+    capitalized = [word[0].isupper() and _SENTENCE_END.isdisjoint(gap) for gap, word in found]
+    if capitalized:
+        capitalized[0] = False
     trust_case = 4 * sum(capitalized) < 3 * (len(words) - 1) or len(words) < 4
-    tokens = [
-        (w.casefold(), (cap and trust_case) or _has_digit(w))
-        for w, cap in zip(words, capitalized, strict=True)
-    ]
-    if text.endswith(_ELLIPSIS) and tokens:
-        tokens.pop()  # a truncated summary often ends in half a word
-    return tokens
+    if not trust_case:
+        capitalized = [False] * len(words)
+    flags = [cap or _has_digit(w) for w, cap in zip(words, capitalized, strict=True)]
+    words = list(map(str.casefold, words))
+    if text.endswith(_ELLIPSIS) and words:
+        words.pop()  # a truncated summary often ends in half a word
+        flags.pop()
+    return words, flags
 
 
 def _has_digit(word: str) -> bool:
     return not word.isalpha() and any(c.isdigit() for c in word)  # most words: isalpha
 
 
-def _shingles(tokens: list[tuple[str, bool]]) -> set[str]:
+def _shingles(words: list[str], flags: list[bool]) -> set[str]:
     """Word bigrams (the one word of a one-word text), each ``ANCHOR_WEIGHT`` times when
-    it holds a name or a number: ``"word word\\x00copy"``."""
-    if len(tokens) < 2:
-        grams = [(word, anchor) for word, anchor in tokens]
+    it holds a name or a number: ``"word word\x00copy"``."""
+    if len(words) < 2:
+        grams, anchored = words, flags
     else:
-        grams = [(f"{w1} {w2}", a1 or a2) for (w1, a1), (w2, a2) in pairwise(tokens)]
-    shingles: set[str] = set()
-    for text, anchored in grams:
-        if anchored:
-            shingles.update(f"{text}\x00{copy}" for copy in range(ANCHOR_WEIGHT))
-        else:
-            shingles.add(f"{text}\x000")
+        grams = list(map(_BIGRAM, words, words[1:]))
+        anchored = list(map(or_, flags, flags[1:]))
+    shingles = {gram + "\x000" for gram, anchor in zip(grams, anchored, strict=True) if not anchor}
+    heavy = list(compress(grams, anchored))
+    for copy in range(ANCHOR_WEIGHT):
+        shingles.update([f"{gram}\x00{copy}" for gram in heavy])
     return shingles
 
 
+_BIGRAM = "{} {}".format
 _HASH32 = hashlib.blake2b(digest_size=4, person=_PERSON)  # copied: faster than a new one
+_HASH16 = hashlib.blake2b(digest_size=2, person=_PERSON)
 
 
-def _hash32(shingle: str) -> int:
-    hasher = _HASH32.copy()
-    hasher.update(shingle.encode())
-    return int.from_bytes(hasher.digest(), "big")
+def _hash32s(shingles: Collection[str]) -> tuple[int, ...]:
+    """The 32-bit hash of each shingle, read from the joined digests in one unpack."""
+    digests = b"".join(map(_digest, repeat(_HASH32), shingles))
+    return struct.unpack(f">{len(shingles)}I", digests)
 
 
-def _hash16s(words: set[str]) -> tuple[int, ...]:
-    """Small hashes suffice: a chance hit among ~100 words is 1 in 650."""
-    digests = (hashlib.blake2b(w.encode(), digest_size=2, person=_PERSON).digest() for w in words)
-    return tuple(sorted({int.from_bytes(d, "big") for d in digests}))
+def _hash16s(words: Collection[str]) -> dict[str, int]:
+    """Each word's 16-bit hash. Small hashes suffice: a chance hit among ~100 words is 1 in
+    650."""
+    digests = b"".join(map(_digest, repeat(_HASH16), words))
+    return dict(zip(words, struct.unpack(f">{len(words)}H", digests), strict=True))
 
 
-def _bands(
-    hashes: tuple[int, ...], bands: int, rows: int, kind: int, version: int
-) -> tuple[int, ...]:
-    if not hashes:
-        return ()
-    minima = _minhash(hashes, bands * rows)
-    keys = []
-    for band in range(bands):
-        values = minima[band * rows : (band + 1) * rows]
-        data = struct.pack(f"<BBH{rows}I", version, kind, band, *values)
-        digest = hashlib.blake2b(data, digest_size=8, person=_PERSON).digest()
-        keys.append(int.from_bytes(digest, "big", signed=True))
-    return tuple(keys)
+def _digest(start: hashlib.blake2b, text: str) -> bytes:
+    hasher = start.copy()
+    hasher.update(text.encode())
+    return hasher.digest()
 
 
-def _minhash(hashes: tuple[int, ...], count: int) -> list[int]:
-    """``count`` MinHash values; SHAKE-128 of each hash gives its ``count`` hash values
-    (little-endian uint32). The SHAKE output of a shingle hash is cached (common bigrams
-    recur in every item) and the minima are taken per column of one array, in C."""
-    rows = b"".join(_hash_values(h, count) for h in hashes)
-    values = array(_U32)
-    values.frombytes(rows)
-    if sys.byteorder != "little":
-        values.byteswap()
-    return [min(values[column::count]) for column in range(count)]
+def _bands(minima: bytes, rows: int, kind: int, version: int) -> tuple[int, ...]:
+    """One key per band of ``rows`` MinHash values (``minima``: little-endian uint32s), as
+    ``struct.pack("<BBH{rows}I", version, kind, band, *values)`` hashed: the values are
+    sliced from the packed minima rather than packed again, and the digests are read as
+    signed big-endian ints in one ``struct.unpack``."""
+    width = 4 * rows
+    headers = _band_headers(version, kind, len(minima) // width)
+    digests = b"".join(
+        map(
+            _digest64,
+            [head + minima[n * width : (n + 1) * width] for n, head in enumerate(headers)],
+        )
+    )
+    return struct.unpack(f">{len(headers)}q", digests)
 
 
-_U32 = next(code for code in "IL" if array(code).itemsize == 4)
+@lru_cache(maxsize=16)
+def _band_headers(version: int, kind: int, bands: int) -> tuple[bytes, ...]:
+    return tuple(struct.pack("<BBH", version, kind, band) for band in range(bands))
 
 
-@lru_cache(maxsize=1 << 17)  # 131,072 shingle hashes, about 40 MB at 64 values each
-def _hash_values(shingle_hash: int, count: int) -> bytes:
-    return hashlib.shake_128(shingle_hash.to_bytes(4, "big")).digest(4 * count)
+_KEY_HASH = hashlib.blake2b(digest_size=8, person=_PERSON)  # copied: faster than a new one
+
+
+def _digest64(data: bytes) -> bytes:
+    hasher = _KEY_HASH.copy()
+    hasher.update(data)
+    return hasher.digest()
+
+
+def _minhash(hashes: tuple[int, ...], count: int) -> bytes:
+    """``count`` MinHash values of a sketch, packed as little-endian uint32s.
+
+    SHAKE-128 of each shingle hash gives its hash values (little-endian uint32). An XOF's
+    shorter output is a prefix of its longer one, so one cached output of ``_COLUMNS``
+    values serves the body (64 values) and the title (the first 16) alike. The minima of the
+    columns are taken by numpy in one call (64 ``min`` over strided slices cost 0.25 ms)."""
+    rows = b"".join(map(_hash_values, hashes))
+    table = np.frombuffer(rows, dtype="<u4").reshape(len(hashes), _COLUMNS)
+    minima: np.ndarray[tuple[int], np.dtype[np.uint32]] = table[:, :count].min(axis=0)
+    return minima.astype("<u4", copy=False).tobytes()
+
+
+_COLUMNS = max(BODY_BANDS * BODY_ROWS, TITLE_BANDS * TITLE_ROWS)
+
+
+@lru_cache(maxsize=1 << 17)  # 131,072 shingle hashes of 256 bytes: about 50 MB when full
+def _hash_values(shingle_hash: int) -> bytes:
+    """Common bigrams recur in every item: their SHAKE output is computed once."""
+    return hashlib.shake_128(shingle_hash.to_bytes(4, "big")).digest(4 * _COLUMNS)
 
 
 def _check_versions(a: StorySignature, b: StorySignature) -> None:
