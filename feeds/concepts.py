@@ -17,7 +17,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import daachorse
 
@@ -47,11 +47,17 @@ _COMMA_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+")
 # no digit precedes, so a run of 50,000 digits is tried once, not 50,000 times.
 _KOREAN_AMOUNT = re.compile(r"(?<![\d.])\d+(?:\.\d+)?(?:조|억|만|천)(?:\d+(?:\.\d+)?|조|억|만|천)*")
 _KOREAN_PART = re.compile(r"\d+(?:\.\d+)?|조|억|만|천")
+_KOREAN_UNIT_CHARS = ("조", "억", "만", "천")  # _KOREAN_AMOUNT holds one
 _KOREAN_UNITS = {"조": 1e12, "억": 1e8, "만": 1e4}
 _SCALED = re.compile(
     r"(?<![\d.,])(\d+(?:[.,]\d+)?)\s*(trillion|billion|million|thousand|трлн|млрд|млн|тыс)\b",
     re.IGNORECASE,
 )
+_SCALED_HINT = re.compile(  # the end of every _SCALED match
+    r"\d\s*(?:trillion|billion|million|thousand|трлн|млрд|млн|тыс)", re.IGNORECASE
+)
+_SPACED_HINT = re.compile(r"\d[ \u00a0\u202f]\d{3}")  # in every _SPACED_THOUSANDS match
+_NO_DIGIT = re.compile(r"\D*")
 _SCALES = {
     "trillion": 1e12, "трлн": 1e12, "billion": 1e9, "млрд": 1e9,
     "million": 1e6, "млн": 1e6, "thousand": 1e3, "тыс": 1e3,
@@ -220,8 +226,14 @@ def numbers(text: str) -> set[str]:
 
 
 def _numbers(nfkc: str, words: list[str]) -> set[str]:
-    text = _SPACED_THOUSANDS.sub(lambda m: re.sub(r"\D", "", m.group()), nfkc)
-    found = set()
+    found = {str(_WORD_NUMBERS[w]) for w in filter(_WORD_NUMBERS.__contains__, words)}
+    if _NO_DIGIT.fullmatch(nfkc):  # most summaries have a digit; much prose has none
+        return found
+    # Each pattern runs only where a cheap test finds what every match of it contains:
+    # the lookbehinds they start with make the regex engine try them at every position.
+    text = nfkc
+    if _SPACED_HINT.search(nfkc):
+        text = _SPACED_THOUSANDS.sub(lambda m: re.sub(r"\D", "", m.group()), nfkc)
     for raw in _NUMBER.findall(text):
         if _COMMA_THOUSANDS.fullmatch(raw):
             raw = raw.replace(",", "")
@@ -229,10 +241,11 @@ def _numbers(nfkc: str, words: list[str]) -> set[str]:
         if value.count(".") == 1:
             value = value.rstrip("0").rstrip(".")
         found.add(value.lstrip("0") or "0")
-    found.update(str(_WORD_NUMBERS[w]) for w in words if w in _WORD_NUMBERS)
-    found.update(_amount(_korean_amount(m)) for m in _KOREAN_AMOUNT.findall(text))
-    for number, scale in _SCALED.findall(text):
-        found.add(_amount(float(number.replace(",", ".")) * _SCALES[scale.casefold()]))
+    if any(unit in text for unit in _KOREAN_UNIT_CHARS):
+        found.update(_amount(_korean_amount(m)) for m in _KOREAN_AMOUNT.findall(text))
+    if _SCALED_HINT.search(text):
+        for number, scale in _SCALED.findall(text):
+            found.add(_amount(float(number.replace(",", ".")) * _SCALES[scale.casefold()]))
     return found
 
 
@@ -268,8 +281,13 @@ def _evidence(text: str, lexicon: Lexicon, actions: list[tuple[int, int]]) -> se
     normalized = _fold(nfkc)
     codes = lexicon._find(normalized, actions)
     numbers_found = _numbers(nfkc, normalized.split(" "))
-    codes.update(code_of(f"n:{n}", _number_kind(n)) for n in numbers_found)
+    codes.update(map(_number_code, numbers_found))
     return codes
+
+
+@lru_cache(maxsize=1 << 12)  # dates, counts and years recur in every poll
+def _number_code(value: str) -> int:
+    return code_of(f"n:{value}", _number_kind(value))
 
 
 def _number_kind(value: str) -> str:
