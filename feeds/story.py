@@ -34,12 +34,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from heapq import nsmallest
-from itertools import combinations, compress, repeat
-from operator import or_
+from itertools import combinations, compress, pairwise, repeat
+from operator import and_, or_
 
 import numpy as np
 
 from feeds import concepts as concept_evidence
+from feeds.memo import Memo
 
 SIGNATURE_VERSION = 1
 STORY_WINDOW = timedelta(hours=48)
@@ -100,16 +101,20 @@ _DATELINE = re.compile(
     r")\s*",
     re.DOTALL,
 )
+# Outlet boilerplate, each pattern with the strings one of which its every match holds: a
+# pattern that cannot start with a literal is tried at every position, so it runs only
+# where one is found.
 _BOILERPLATE = (
-    re.compile(r"\((?:Reporting|Writing|Additional reporting) by[^)]*\)"),
-    re.compile(r"The post .{1,300}? appeared first on .*$", re.DOTALL),
-    re.compile(r"<?(?:저작권자\s*)?[ⓒ©].*$", re.DOTALL),
-    re.compile(r"무단\s*전재.*$", re.DOTALL),
+    (re.compile(r"\((?:Reporting|Writing|Additional reporting) by[^)]*\)"), (" by",)),
+    (re.compile(r"The post .{1,300}? appeared first on .*$", re.DOTALL), ("The post ",)),
+    (re.compile(r"<?(?:저작권자\s*)?[ⓒ©].*$", re.DOTALL), ("ⓒ", "©")),
+    (re.compile(r"무단\s*전재.*$", re.DOTALL), ("무단",)),
 )
 _TITLE_TAG = re.compile(  # [속보], (LEAD), (2nd LD), UPDATE 2-
     r"^(?:\[[^\]]{1,12}\]|\((?:LEAD|URGENT|\w{2,4} LD)[^)]{0,12}\)|UPDATE \d+\s*-)\s*"
 )
 _ABBREVIATION = re.compile(r"\b(?:[A-ZА-ЯЁ]\.){2,}")  # U.S., U.N. -> US, UN
+_ABBREVIATION_HINT = re.compile(r"[A-ZА-ЯЁ]\.[A-ZА-ЯЁ]\.")  # in each match; starts with a class
 _OUTLET_SUFFIX = re.compile(r"\s+[-–—|]\s+[A-ZА-ЯЁ][\w.&' ]{1,30}$")  # "... - Reuters"
 _ELLIPSIS = ("…", "...")
 
@@ -235,7 +240,7 @@ def event_overlap(a: StorySignature, b: StorySignature) -> EventOverlap:
     shared = _weight(shared_codes)
     union = a.weight + b.weight - shared
     lighter = min(a.weight, b.weight)
-    kinds = {concept_evidence.kind_of(code) for code in shared_codes}
+    kinds = {code & 7 for code in shared_codes}  # concept_evidence.kind_of
     return EventOverlap(
         shared=shared,
         jaccard=shared / union if union else 0.0,
@@ -258,6 +263,8 @@ def same_event(a: StorySignature, b: StorySignature) -> bool:
     """
     if not a.concepts or not b.concepts:
         return False
+    if _weight(a.concept_set & b.concept_set) < EVENT_MIN_SHARED:
+        return False  # the cheapest of the tests that must all pass, and most pairs fail it
     o = event_overlap(a, b)
     if not (o.same_kind_of_thing and o.anchored) or o.place_conflict:
         return False
@@ -285,7 +292,8 @@ def _place_conflict(a: StorySignature, b: StorySignature) -> bool:
 
 
 def _weight(codes: Iterable[int]) -> float:
-    return sum(_WEIGHT_OF_KIND[code & 7] for code in codes)
+    """Weights are multiples of 0.25, so the float sum is exact in any order."""
+    return sum(map(_WEIGHT_OF_KIND.__getitem__, map(and_, codes, repeat(7))))
 
 
 _WHAT = concept_evidence.WHAT_CODE
@@ -434,12 +442,13 @@ def overlap(a: StorySignature, b: StorySignature) -> Overlap:
     if not a.hashes or not b.hashes:
         return Overlap(0.0, 0.0, 0.0, min(a.size, b.size))
     sa, sb = a.hash_set, b.hash_set
-    if a.complete and b.complete:
-        shared = float(len(sa & sb))
-        jaccard = shared / len(sa | sb)
+    both = sa & sb
+    if a.complete and b.complete:  # the union is counted, not built: that took 2/3 of a call
+        shared = float(len(both))
+        jaccard = shared / (len(sa) + len(sb) - len(both))
     else:  # bottom-k estimator: the k smallest of the union are a uniform sample of it
-        union = nsmallest(SKETCH_SIZE, sa | sb)
-        jaccard = sum(1 for h in union if h in sa and h in sb) / len(union)
+        union = sorted(sa | sb)[:SKETCH_SIZE]
+        jaccard = len(both.intersection(union)) / len(union)
         shared = jaccard * (a.size + b.size) / (1 + jaccard)
     smaller = min(a.size, b.size)
     return Overlap(jaccard, shared, shared / smaller, smaller)
@@ -540,18 +549,25 @@ def from_json(text: str) -> StorySignature:
 
 def _clean_title(title: str) -> str:
     text = _TITLE_TAG.sub("", unicodedata.normalize("NFKC", title).strip())
-    return _ABBREVIATION.sub(_undot, _OUTLET_SUFFIX.sub("", text))
+    return _undotted(_OUTLET_SUFFIX.sub("", text))
 
 
 def _without_dateline(summary: str) -> str:
     """The summary without outlet boilerplate and dateline, as the copies have in common."""
-    for pattern in _BOILERPLATE:  # before NFKC, which turns "ⓒ" into "c"
-        summary = pattern.sub(" ", summary)
+    for pattern, needles in _BOILERPLATE:  # before NFKC, which turns "ⓒ" into "c"
+        if any(needle in summary for needle in needles):
+            summary = pattern.sub(" ", summary)
     return _DATELINE.sub("", unicodedata.normalize("NFKC", summary).strip(), count=1)
 
 
 def _clean_summary(without_dateline: str) -> str:
-    return _ABBREVIATION.sub(_undot, without_dateline).strip()
+    return _undotted(without_dateline).strip()
+
+
+def _undotted(text: str) -> str:
+    if _ABBREVIATION_HINT.search(text) is None:
+        return text
+    return _ABBREVIATION.sub(_undot, text)
 
 
 def _undot(match: re.Match[str]) -> str:
@@ -568,14 +584,17 @@ def _tokens(text: str) -> tuple[list[str], list[bool]]:
     found = _GAP_AND_TOKEN.findall(text)  # (what precedes the word, the word)
     words = [word for _, word in found]
     # capitalized mid-sentence: no sentence end between the word and the one before
-    capitalized = [word[0].isupper() and _SENTENCE_END.isdisjoint(gap) for gap, word in found]
-    if capitalized:
-        capitalized[0] = False
-    trust_case = 4 * sum(capitalized) < 3 * (len(words) - 1) or len(words) < 4
+    flags = [word[0].isupper() and _SENTENCE_END.isdisjoint(gap) for gap, word in found]
+    if flags:
+        flags[0] = False
+    trust_case = 4 * sum(flags) < 3 * (len(words) - 1) or len(words) < 4
     if not trust_case:
-        capitalized = [False] * len(words)
-    flags = [cap or _has_digit(w) for w, cap in zip(words, capitalized, strict=True)]
-    words = list(map(str.casefold, words))
+        flags = [False] * len(words)
+    if not "".join(words).isalpha():  # one test for the many texts without a number
+        flags = [flag or _has_digit(word) for flag, word in zip(flags, words, strict=True)]
+    # casefold maps each character on its own (unlike lower's final sigma) and makes no
+    # space, so one call over the joined words does what a call per word would
+    words = " ".join(words).casefold().split(" ") if words else []
     if text.endswith(_ELLIPSIS) and words:
         words.pop()  # a truncated summary often ends in half a word
         flags.pop()
@@ -588,11 +607,11 @@ def _has_digit(word: str) -> bool:
 
 def _shingles(words: list[str], flags: list[bool]) -> set[str]:
     """Word bigrams (the one word of a one-word text), each ``ANCHOR_WEIGHT`` times when
-    it holds a name or a number: ``"word word\x00copy"``."""
+    it holds a name or a number: ``"word word\\x00copy"``."""
     if len(words) < 2:
         grams, anchored = words, flags
     else:
-        grams = list(map(_BIGRAM, words, words[1:]))
+        grams = [f"{first} {second}" for first, second in pairwise(words)]
         anchored = list(map(or_, flags, flags[1:]))
     shingles = {gram + "\x000" for gram, anchor in zip(grams, anchored, strict=True) if not anchor}
     heavy = list(compress(grams, anchored))
@@ -601,22 +620,35 @@ def _shingles(words: list[str], flags: list[bool]) -> set[str]:
     return shingles
 
 
-_BIGRAM = "{} {}".format
 _HASH32 = hashlib.blake2b(digest_size=4, person=_PERSON)  # copied: faster than a new one
 _HASH16 = hashlib.blake2b(digest_size=2, person=_PERSON)
 
 
-def _hash32s(shingles: Collection[str]) -> tuple[int, ...]:
-    """The 32-bit hash of each shingle, read from the joined digests in one unpack."""
-    digests = b"".join(map(_digest, repeat(_HASH32), shingles))
-    return struct.unpack(f">{len(shingles)}I", digests)
+def _hash32s(shingles: Collection[str]) -> list[int]:
+    """The 32-bit hash of each shingle: stock phrases and wire copies repeat them."""
+    return _SHINGLE_HASHES.values(list(shingles))
 
 
 def _hash16s(words: Collection[str]) -> dict[str, int]:
     """Each word's 16-bit hash. Small hashes suffice: a chance hit among ~100 words is 1 in
     650."""
+    listed = list(words)
+    return dict(zip(listed, _WORD_HASHES.values(listed), strict=True))
+
+
+def _compute_hash32s(shingles: list[str]) -> tuple[int, ...]:
+    digests = b"".join(map(_digest, repeat(_HASH32), shingles))
+    return struct.unpack(f">{len(shingles)}I", digests)
+
+
+def _compute_hash16s(words: list[str]) -> tuple[int, ...]:
     digests = b"".join(map(_digest, repeat(_HASH16), words))
-    return dict(zip(words, struct.unpack(f">{len(words)}H", digests), strict=True))
+    return struct.unpack(f">{len(words)}H", digests)
+
+
+# About 150 bytes an entry: 10 MB and 5 MB at most.
+_SHINGLE_HASHES = Memo(_compute_hash32s, 1 << 16)
+_WORD_HASHES = Memo(_compute_hash16s, 1 << 15)
 
 
 def _digest(start: hashlib.blake2b, text: str) -> bytes:
