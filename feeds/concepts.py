@@ -58,6 +58,7 @@ _SCALED_HINT = re.compile(  # the end of every _SCALED match
 )
 _SPACED_HINT = re.compile(r"\d[ \u00a0\u202f]\d{3}")  # in every _SPACED_THOUSANDS match
 _NO_DIGIT = re.compile(r"\D*")
+_HANGUL = re.compile("[\uac00-\ud7a3]")
 _SCALES = {
     "trillion": 1e12, "трлн": 1e12, "billion": 1e9, "млрд": 1e9,
     "million": 1e6, "млн": 1e6, "thousand": 1e3, "тыс": 1e3,
@@ -213,8 +214,8 @@ def _main_action(title: str, actions: list[tuple[int, int]]) -> int:
     whose verb ends the sentence ("한미일, 北 미사일 발사 규탄": condemn, not launch)."""
     if not actions:
         return 0
-    hangul = sum("\uac00" <= char <= "\ud7a3" for char in title)
-    korean = 2 * hangul > sum(char.isalpha() for char in title)
+    hangul = len(_HANGUL.findall(title))
+    korean = 2 * hangul > sum(map(str.isalpha, title))
     return (max if korean else min)(actions)[1]
 
 
