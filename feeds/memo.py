@@ -1,15 +1,15 @@
-"""A bounded memo for values that recur across feed items: word and shingle hashes.
+"""A bounded memo for costly values that recur across feed items.
 
-Copies of one wire story, and the stock phrases of every story, hash the same words and
-bigrams again and again. ``functools.lru_cache`` would remember them too, but it costs a
-call per key and relinks its list on every hit; a batch of keys known here costs one
-``map(dict.get)``, and the unknown ones are computed together in one call.
+Copies of one wire story, and the stock phrases of every story, repeat the same shingles,
+and each costs a SHAKE call for its MinHash values (``feeds.story``). ``functools.lru_cache``
+would remember them too, but it costs a call per key and relinks its list on every hit; a
+batch of keys known here costs one ``map``, and the unknown ones are computed together.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import Generic, TypeVar, cast
+from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -29,9 +29,11 @@ class Memo(Generic[K, V]):
     def values(self, keys: Sequence[K]) -> list[V]:
         """The value of each key, in order."""
         known = self._known
+        try:  # one C loop when every key is known, the common case
+            return list(map(known.__getitem__, keys))
+        except KeyError:
+            pass
         found = list(map(known.get, keys))
-        if None not in found:
-            return cast("list[V]", found)
         missing = [key for key, value in zip(keys, found, strict=True) if value is None]
         computed = dict(zip(missing, self._compute(missing), strict=True))
         if len(known) + len(computed) > self._size:

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from heapq import nsmallest
-from itertools import combinations, compress, pairwise, repeat
-from operator import and_, or_
+from itertools import chain, combinations, compress, pairwise, repeat
+from operator import and_, itemgetter, or_
 
 import numpy as np
 
@@ -285,10 +285,11 @@ def _place_conflict(a: StorySignature, b: StorySignature) -> bool:
     """Each headline names places and the other item mentions none of them. A headline's
     place may be who said it ("..., Seoul says"): it must be missing from the other's text,
     not only from its headline."""
-    places = [[c for c in s.title_concepts if c & 7 == _WHERE] for s in (a, b)]
-    return (
-        all(places) and b.concept_set.isdisjoint(places[0]) and a.concept_set.isdisjoint(places[1])
-    )
+    first = [c for c in a.title_concepts if c & 7 == _WHERE]
+    if not first:  # most headlines name no place
+        return False
+    second = [c for c in b.title_concepts if c & 7 == _WHERE]
+    return bool(second) and b.concept_set.isdisjoint(first) and a.concept_set.isdisjoint(second)
 
 
 def _weight(codes: Iterable[int]) -> float:
@@ -351,13 +352,10 @@ def _voters(
     """The members within the window that vote: the ``MAX_VOTERS`` seen closest to the item.
     A big story (hundreds of copies of one launch) costs each new item a bounded number of
     comparisons, and its nearest copies speak for it."""
-    near = [
-        (abs(at - seen), n, m)
-        for n, (m, at) in enumerate(members)
-        if within_window(seen, at, window)
-    ]
+    gaps = [(abs(at - seen), n, m) for n, (m, at) in enumerate(members)]
+    near = [entry for entry in gaps if entry[0] <= window]  # within_window
     if len(near) > MAX_VOTERS:
-        near = sorted(near, key=lambda entry: entry[:2])[:MAX_VOTERS]
+        near = sorted(near, key=itemgetter(0, 1))[:MAX_VOTERS]
     return [m for _, _, m in near]
 
 
@@ -392,8 +390,13 @@ class StoryFiler:
             chosen = -self.made
             self.members[chosen] = []
         self.members[chosen].append((sig, seen))
+        index = self.index
         for key in keys:
-            self.index.setdefault(key, set()).add(chosen)
+            stories = index.get(key)
+            if stories is None:
+                index[key] = {chosen}
+            else:
+                stories.add(chosen)
         return chosen
 
 
@@ -404,7 +407,9 @@ def nearest_candidates(
     at, the ones sharing the most keys first (in LSH, more shared bands means more alike),
     the newest on a tie; returned oldest first, the order ``choose_story`` breaks ties in.
     Chance collisions with many stories then cost a bounded number of comparisons."""
-    shared = Counter(sid for key in keys for sid in index.get(key, ()))
+    shared = Counter(chain.from_iterable(map(index.get, keys, repeat(()))))
+    if not shared:
+        return []
     newest_first = sorted(shared, key=_age, reverse=True)
     best = sorted(newest_first, key=lambda sid: -shared[sid])[:limit]  # a stable sort
     return sorted(best, key=_age)
@@ -607,48 +612,39 @@ def _has_digit(word: str) -> bool:
 
 def _shingles(words: list[str], flags: list[bool]) -> set[str]:
     """Word bigrams (the one word of a one-word text), each ``ANCHOR_WEIGHT`` times when
-    it holds a name or a number: ``"word word\\x00copy"``."""
+    it holds a name or a number: ``"word word\\x00copy"``. Every bigram is made with its
+    first copy's suffix; the other copies are made for the anchored ones only."""
     if len(words) < 2:
-        grams, anchored = words, flags
+        firsts, anchored = [word + "\x000" for word in words], flags
     else:
-        grams = [f"{first} {second}" for first, second in pairwise(words)]
+        firsts = [f"{first} {second}\x000" for first, second in pairwise(words)]
         anchored = list(map(or_, flags, flags[1:]))
-    shingles = {gram + "\x000" for gram, anchor in zip(grams, anchored, strict=True) if not anchor}
-    heavy = list(compress(grams, anchored))
-    for copy in range(ANCHOR_WEIGHT):
-        shingles.update([f"{gram}\x00{copy}" for gram in heavy])
+    shingles = set(firsts)
+    heavy = [first[:-1] for first in compress(firsts, anchored)]  # "word word\x00"
+    for copy in range(1, ANCHOR_WEIGHT):
+        shingles.update([f"{gram}{copy}" for gram in heavy])
     return shingles
 
 
-_HASH32 = hashlib.blake2b(digest_size=4, person=_PERSON)  # copied: faster than a new one
+# Copied rather than made anew: a new one with ``person`` costs more than the hashing.
+# (A memo of word and shingle hashes was tried: its lookups in a big dict, once a poll's
+# items have filled it, cost as much as hashing again.)
+_HASH32 = hashlib.blake2b(digest_size=4, person=_PERSON)
 _HASH16 = hashlib.blake2b(digest_size=2, person=_PERSON)
 
 
-def _hash32s(shingles: Collection[str]) -> list[int]:
-    """The 32-bit hash of each shingle: stock phrases and wire copies repeat them."""
-    return _SHINGLE_HASHES.values(list(shingles))
+def _hash32s(shingles: Collection[str]) -> tuple[int, ...]:
+    """The 32-bit hash of each shingle, read from the joined digests in one unpack."""
+    digests = b"".join(map(_digest, repeat(_HASH32), shingles))
+    return struct.unpack(f">{len(shingles)}I", digests)
 
 
 def _hash16s(words: Collection[str]) -> dict[str, int]:
     """Each word's 16-bit hash. Small hashes suffice: a chance hit among ~100 words is 1 in
     650."""
     listed = list(words)
-    return dict(zip(listed, _WORD_HASHES.values(listed), strict=True))
-
-
-def _compute_hash32s(shingles: list[str]) -> tuple[int, ...]:
-    digests = b"".join(map(_digest, repeat(_HASH32), shingles))
-    return struct.unpack(f">{len(shingles)}I", digests)
-
-
-def _compute_hash16s(words: list[str]) -> tuple[int, ...]:
-    digests = b"".join(map(_digest, repeat(_HASH16), words))
-    return struct.unpack(f">{len(words)}H", digests)
-
-
-# About 150 bytes an entry: 10 MB and 5 MB at most.
-_SHINGLE_HASHES = Memo(_compute_hash32s, 1 << 16)
-_WORD_HASHES = Memo(_compute_hash16s, 1 << 15)
+    digests = b"".join(map(_digest, repeat(_HASH16), listed))
+    return dict(zip(listed, struct.unpack(f">{len(listed)}H", digests), strict=True))
 
 
 def _digest(start: hashlib.blake2b, text: str) -> bytes:
@@ -694,7 +690,7 @@ def _minhash(hashes: tuple[int, ...], count: int) -> bytes:
     shorter output is a prefix of its longer one, so one cached output of ``_COLUMNS``
     values serves the body (64 values) and the title (the first 16) alike. The minima of the
     columns are taken by numpy in one call (64 ``min`` over strided slices cost 0.25 ms)."""
-    rows = b"".join(map(_hash_values, hashes))
+    rows = b"".join(_HASH_VALUES.values(hashes))
     table = np.frombuffer(rows, dtype="<u4").reshape(len(hashes), _COLUMNS)
     minima: np.ndarray[tuple[int], np.dtype[np.uint32]] = table[:, :count].min(axis=0)
     return minima.astype("<u4", copy=False).tobytes()
@@ -703,10 +699,13 @@ def _minhash(hashes: tuple[int, ...], count: int) -> bytes:
 _COLUMNS = max(BODY_BANDS * BODY_ROWS, TITLE_BANDS * TITLE_ROWS)
 
 
-@lru_cache(maxsize=1 << 17)  # 131,072 shingle hashes of 256 bytes: about 50 MB when full
-def _hash_values(shingle_hash: int) -> bytes:
-    """Common bigrams recur in every item: their SHAKE output is computed once."""
-    return hashlib.shake_128(shingle_hash.to_bytes(4, "big")).digest(4 * _COLUMNS)
+def _hash_values(shingle_hashes: list[int]) -> list[bytes]:
+    return [hashlib.shake_128(h.to_bytes(4, "big")).digest(4 * _COLUMNS) for h in shingle_hashes]
+
+
+# The SHAKE output of the bigrams that recur in every item is computed once: 131,072 of
+# 256 bytes, about 50 MB when full (a SHAKE call costs ~1 us, a hit ~0.1 us).
+_HASH_VALUES = Memo(_hash_values, 1 << 17)
 
 
 def _check_versions(a: StorySignature, b: StorySignature) -> None:
