@@ -136,7 +136,20 @@ def normalize(text: str) -> str:
 
 
 def _fold(nfkc: str) -> str:
-    return _NOT_WORD.sub(" ", nfkc.casefold().replace("ё", "е")).strip()
+    """``_NOT_WORD`` runs to one space. In ASCII text (most English copy, once its curly
+    quotes and dashes are spaces, as they would become) those runs are the characters that
+    are not letters or digits: a translate table and a split do it three times faster."""
+    text = nfkc.casefold().replace("ё", "е")
+    if not text.isascii():
+        for mark in _TYPOGRAPHY:
+            text = text.replace(mark, " ")
+        if not text.isascii():
+            return _NOT_WORD.sub(" ", text).strip()
+    return " ".join(text.translate(_ASCII_NOT_WORD).split())
+
+
+_TYPOGRAPHY = "’‘“”—–«»"  # not words, and the only non-ASCII of much English copy
+_ASCII_NOT_WORD = {code: " " for code in range(128) if not chr(code).isalnum()}
 
 
 def kind_of(code: int) -> int:
@@ -172,6 +185,7 @@ class Lexicon:
         self._checks: list[tuple[int, ...]] = [
             tuple(n for n, t in enumerate(triggers) if t == p) for p in self._patterns
         ]
+        self._actions = [tuple(c for c in codes if c & 7 == WHAT_CODE) for codes in self._codes]
         self._automaton = daachorse.DoubleArrayAhoCorasick(self._patterns)
 
     def find(self, normalized: str) -> set[int]:
@@ -184,10 +198,11 @@ class Lexicon:
         found: set[int] = set()
         checks: set[int] = set()
         for start, _, pattern in self._automaton.find_overlapping(data):
-            codes = self._codes[pattern]
-            found |= codes
-            actions.extend((start, code) for code in codes if code & 7 == WHAT_CODE)
-            checks.update(self._checks[pattern])
+            found |= self._codes[pattern]
+            if self._actions[pattern]:  # most forms name no action and trigger no regex
+                actions.extend([(start, code) for code in self._actions[pattern]])
+            if self._checks[pattern]:
+                checks.update(self._checks[pattern])
         for check in checks:
             regex, codes = self._inner[check]
             if regex.search(normalized):
