@@ -34,6 +34,7 @@ if __package__ in (None, ""):  # run as ``python bench/story_cost.py`` from a ch
 
 from bench._loopback import render_item
 from feeds import story
+from feeds.memo import Memo
 from feeds.parse import parse_feed
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
@@ -75,14 +76,15 @@ def per_item(
 
 
 def forget() -> None:
-    story._SHINGLE_HASHES.clear()
-    story._WORD_HASHES.clear()
-    story._hash_values.cache_clear()
+    """Empty the story core's memos (of words, shingles, SHAKE outputs) and caches."""
+    for value in vars(story).values():
+        if isinstance(value, Memo):
+            value.clear()
 
 
 def reference_minhash(hashes: tuple[int, ...], count: int) -> list[int]:
     """The MinHash step before numpy: one array of every hash's values, 64 strided ``min``."""
-    rows = b"".join(story._hash_values(h)[: 4 * count] for h in hashes)
+    rows = b"".join(row[: 4 * count] for row in story._HASH_VALUES.values(hashes))
     values = array("I", rows)  # the machines we run on are little-endian
     return [min(values[column::count]) for column in range(count)]
 
