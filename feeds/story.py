@@ -133,16 +133,32 @@ class StorySignature:
     title_concepts: tuple[int, ...] = ()  # those of the title alone
     action: int = 0  # the code of the headline's main action, 0 for none
     # sets of the sketches, made once: every comparison with another item needs them
-    hash_set: frozenset[int] = field(init=False, repr=False, compare=False)
-    word_set: frozenset[int] = field(init=False, repr=False, compare=False)
     concept_set: frozenset[int] = field(init=False, repr=False, compare=False)
     weight: float = field(init=False, repr=False, compare=False)
+    # the big ones on first use (hash_set, word_set): most new items find no candidate,
+    # and a parsed member may never be compared
+    _hash_set: frozenset[int] | None = field(default=None, init=False, repr=False, compare=False)
+    _word_set: frozenset[int] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hash_set", frozenset(self.hashes))
-        object.__setattr__(self, "word_set", frozenset(self.words))
         object.__setattr__(self, "concept_set", frozenset(self.concepts))
         object.__setattr__(self, "weight", _weight(self.concepts))
+
+    @property
+    def hash_set(self) -> frozenset[int]:
+        found = self._hash_set
+        if found is None:
+            found = frozenset(self.hashes)
+            object.__setattr__(self, "_hash_set", found)
+        return found
+
+    @property
+    def word_set(self) -> frozenset[int]:
+        found = self._word_set
+        if found is None:
+            found = frozenset(self.words)
+            object.__setattr__(self, "_word_set", found)
+        return found
 
     @property
     def complete(self) -> bool:
