@@ -146,24 +146,25 @@ class StorySignature:
 
     @property
     def hash_set(self) -> frozenset[int]:
-        found = self._hash_set
-        if found is None:
-            found = frozenset(self.hashes)
-            object.__setattr__(self, "_hash_set", found)
-        return found
+        return _made_once(self, "_hash_set", self.hashes)
 
     @property
     def word_set(self) -> frozenset[int]:
-        found = self._word_set
-        if found is None:
-            found = frozenset(self.words)
-            object.__setattr__(self, "_word_set", found)
-        return found
+        return _made_once(self, "_word_set", self.words)
 
     @property
     def complete(self) -> bool:
         """True when the sketch holds every shingle hash, so overlaps are exact."""
         return len(self.hashes) == self.size
+
+
+def _made_once(sig: StorySignature, slot: str, values: tuple[int, ...]) -> frozenset[int]:
+    """The set kept in ``slot`` of a frozen signature, made on the first call."""
+    found: frozenset[int] | None = getattr(sig, slot)
+    if found is None:
+        found = frozenset(values)
+        object.__setattr__(sig, slot, found)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
