@@ -8,9 +8,9 @@ each; then the labelled sets of tests/data (wire copy and its reprints in Englis
 and Russian, ~250 characters). Microseconds per item, the best of a few rounds of CPU time
 (a shared machine's other load is not counted):
 
-- ``story_signature`` first with empty memos (every word and shingle hash new), then warm;
-- ``band_keys`` with an empty SHAKE cache, then warm; its MinHash step (numpy column
-  minima) against a pure-Python reference (64 strided ``min`` over an array, as before);
+- ``story_signature`` and ``band_keys`` first with empty memos (every shingle hash's SHAKE
+  output new, as at a worker's start), then warm; the MinHash step of ``band_keys`` (numpy
+  column minima) against a pure-Python reference (64 strided ``min`` over an array, as before);
 - ``to_json``, ``from_json``, and a comparison (``same_story`` of each item with the next);
 - filing: the worker's whole loop for the first poll (signature, band keys,
   ``StoryFiler.file``, ``to_json``), memos and caches empty at the start.

@@ -18,14 +18,9 @@ FIGURE = r"\s+[\d.]+ us"
 
 @pytest.mark.timeout(120)
 def test_quick_run_prints_every_figure() -> None:
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "story_cost.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    argv = [sys.executable, str(REPO / "bench" / "story_cost.py"), "--quick"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=110, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert re.findall(r"^(\w[\w ]+): (\d+) items, \d+ characters of summary$", out, re.M) == [
         ("bench items", "100"),
