@@ -27,18 +27,20 @@ import hashlib
 import json
 import re
 import struct
-import sys
 import unicodedata
-from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from heapq import nsmallest
-from itertools import combinations, pairwise
+from itertools import chain, combinations, compress, pairwise, repeat
+from operator import and_, itemgetter, or_
+
+import numpy as np
 
 from feeds import concepts as concept_evidence
+from feeds.memo import Memo
 
 SIGNATURE_VERSION = 1
 STORY_WINDOW = timedelta(hours=48)
@@ -99,16 +101,20 @@ _DATELINE = re.compile(
     r")\s*",
     re.DOTALL,
 )
+# Outlet boilerplate, each pattern with the strings one of which its every match holds: a
+# pattern that cannot start with a literal is tried at every position, so it runs only
+# where one is found.
 _BOILERPLATE = (
-    re.compile(r"\((?:Reporting|Writing|Additional reporting) by[^)]*\)"),
-    re.compile(r"The post .{1,300}? appeared first on .*$", re.DOTALL),
-    re.compile(r"<?(?:저작권자\s*)?[ⓒ©].*$", re.DOTALL),
-    re.compile(r"무단\s*전재.*$", re.DOTALL),
+    (re.compile(r"\((?:Reporting|Writing|Additional reporting) by[^)]*\)"), (" by",)),
+    (re.compile(r"The post .{1,300}? appeared first on .*$", re.DOTALL), ("The post ",)),
+    (re.compile(r"<?(?:저작권자\s*)?[ⓒ©].*$", re.DOTALL), ("ⓒ", "©")),
+    (re.compile(r"무단\s*전재.*$", re.DOTALL), ("무단",)),
 )
 _TITLE_TAG = re.compile(  # [속보], (LEAD), (2nd LD), UPDATE 2-
     r"^(?:\[[^\]]{1,12}\]|\((?:LEAD|URGENT|\w{2,4} LD)[^)]{0,12}\)|UPDATE \d+\s*-)\s*"
 )
 _ABBREVIATION = re.compile(r"\b(?:[A-ZА-ЯЁ]\.){2,}")  # U.S., U.N. -> US, UN
+_ABBREVIATION_HINT = re.compile(r"[A-ZА-ЯЁ]\.[A-ZА-ЯЁ]\.")  # in each match; starts with a class
 _OUTLET_SUFFIX = re.compile(r"\s+[-–—|]\s+[A-ZА-ЯЁ][\w.&' ]{1,30}$")  # "... - Reuters"
 _ELLIPSIS = ("…", "...")
 
@@ -127,21 +133,38 @@ class StorySignature:
     title_concepts: tuple[int, ...] = ()  # those of the title alone
     action: int = 0  # the code of the headline's main action, 0 for none
     # sets of the sketches, made once: every comparison with another item needs them
-    hash_set: frozenset[int] = field(init=False, repr=False, compare=False)
-    word_set: frozenset[int] = field(init=False, repr=False, compare=False)
     concept_set: frozenset[int] = field(init=False, repr=False, compare=False)
     weight: float = field(init=False, repr=False, compare=False)
+    # the big ones on first use (hash_set, word_set): most new items find no candidate,
+    # and a parsed member may never be compared
+    _hash_set: frozenset[int] | None = field(default=None, init=False, repr=False, compare=False)
+    _word_set: frozenset[int] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hash_set", frozenset(self.hashes))
-        object.__setattr__(self, "word_set", frozenset(self.words))
         object.__setattr__(self, "concept_set", frozenset(self.concepts))
         object.__setattr__(self, "weight", _weight(self.concepts))
+
+    @property
+    def hash_set(self) -> frozenset[int]:
+        return _made_once(self, "_hash_set", self.hashes)
+
+    @property
+    def word_set(self) -> frozenset[int]:
+        return _made_once(self, "_word_set", self.words)
 
     @property
     def complete(self) -> bool:
         """True when the sketch holds every shingle hash, so overlaps are exact."""
         return len(self.hashes) == self.size
+
+
+def _made_once(sig: StorySignature, slot: str, values: tuple[int, ...]) -> frozenset[int]:
+    """The set kept in ``slot`` of a frozen signature, made on the first call."""
+    found: frozenset[int] | None = getattr(sig, slot)
+    if found is None:
+        found = frozenset(values)
+        object.__setattr__(sig, slot, found)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,22 +183,26 @@ def within_window(a: datetime, b: datetime, window: timedelta = STORY_WINDOW) ->
 
 
 def story_signature(title: str, summary: str) -> StorySignature:
-    body_tokens = _tokens(_clean_summary(summary))
-    names = {word for word, anchor in body_tokens if anchor}
+    body = _without_dateline(summary)  # the shingles and the concept evidence both read it
+    body_words, body_flags = _tokens(_clean_summary(body))
+    names = set(compress(body_words, body_flags))
     # A word the body capitalizes is a name in the headline too, wherever it stands.
-    title_tokens = [(w, a or w in names) for w, a in _tokens(_clean_title(title))]
-    names.update(word for word, anchor in title_tokens if anchor)
-    title_shingles = _shingles(title_tokens)
-    title_hashes = {_hash32(s) for s in title_shingles}
-    every = title_hashes | {_hash32(s) for s in _shingles(body_tokens) - title_shingles}
-    words = {word for word, _ in title_tokens + body_tokens}
-    evidence = concept_evidence.extract(title, _without_dateline(summary))
+    title_words, title_flags = _tokens(_clean_title(title))
+    title_flags = [a or w in names for w, a in zip(title_words, title_flags, strict=True)]
+    names.update(compress(title_words, title_flags))
+    title_shingles = _shingles(title_words, title_flags)
+    title_hashes = set(_hash32s(title_shingles))
+    every = title_hashes.union(_hash32s(_shingles(body_words, body_flags) - title_shingles))
+    words = set(title_words).union(body_words)
+    headline = {word for word in title_words if word in names}
+    word_hash = _hash16s(words if len(words) <= WORDS_SIZE else headline)
+    evidence = concept_evidence.extract(title, body)
     return StorySignature(
         size=len(every),
         hashes=tuple(nsmallest(SKETCH_SIZE, every)),
         title=tuple(nsmallest(TITLE_SKETCH_SIZE, title_hashes)),
-        words=_hash16s(words) if len(words) <= WORDS_SIZE else (),
-        headline=_hash16s({word for word, _ in title_tokens if word in names})[:HEADLINE_SIZE],
+        words=tuple(sorted(set(word_hash.values()))) if len(words) <= WORDS_SIZE else (),
+        headline=tuple(sorted({word_hash[word] for word in headline}))[:HEADLINE_SIZE],
         concepts=tuple(sorted(evidence.codes))[:MAX_CONCEPTS],
         title_concepts=tuple(sorted(evidence.title))[:MAX_CONCEPTS],
         action=evidence.action,
@@ -230,7 +257,7 @@ def event_overlap(a: StorySignature, b: StorySignature) -> EventOverlap:
     shared = _weight(shared_codes)
     union = a.weight + b.weight - shared
     lighter = min(a.weight, b.weight)
-    kinds = {concept_evidence.kind_of(code) for code in shared_codes}
+    kinds = {code & 7 for code in shared_codes}  # concept_evidence.kind_of
     return EventOverlap(
         shared=shared,
         jaccard=shared / union if union else 0.0,
@@ -253,6 +280,8 @@ def same_event(a: StorySignature, b: StorySignature) -> bool:
     """
     if not a.concepts or not b.concepts:
         return False
+    if _weight(a.concept_set & b.concept_set) < EVENT_MIN_SHARED:
+        return False  # the cheapest of the tests that must all pass, and most pairs fail it
     o = event_overlap(a, b)
     if not (o.same_kind_of_thing and o.anchored) or o.place_conflict:
         return False
@@ -273,14 +302,16 @@ def _place_conflict(a: StorySignature, b: StorySignature) -> bool:
     """Each headline names places and the other item mentions none of them. A headline's
     place may be who said it ("..., Seoul says"): it must be missing from the other's text,
     not only from its headline."""
-    places = [[c for c in s.title_concepts if c & 7 == _WHERE] for s in (a, b)]
-    return (
-        all(places) and b.concept_set.isdisjoint(places[0]) and a.concept_set.isdisjoint(places[1])
-    )
+    first = [c for c in a.title_concepts if c & 7 == _WHERE]
+    if not first:  # most headlines name no place
+        return False
+    second = [c for c in b.title_concepts if c & 7 == _WHERE]
+    return bool(second) and b.concept_set.isdisjoint(first) and a.concept_set.isdisjoint(second)
 
 
 def _weight(codes: Iterable[int]) -> float:
-    return sum(_WEIGHT_OF_KIND[code & 7] for code in codes)
+    """Weights are multiples of 0.25, so the float sum is exact in any order."""
+    return sum(map(_WEIGHT_OF_KIND.__getitem__, map(and_, codes, repeat(7))))
 
 
 _WHAT = concept_evidence.WHAT_CODE
@@ -338,13 +369,10 @@ def _voters(
     """The members within the window that vote: the ``MAX_VOTERS`` seen closest to the item.
     A big story (hundreds of copies of one launch) costs each new item a bounded number of
     comparisons, and its nearest copies speak for it."""
-    near = [
-        (abs(at - seen), n, m)
-        for n, (m, at) in enumerate(members)
-        if within_window(seen, at, window)
-    ]
+    gaps = [(abs(at - seen), n, m) for n, (m, at) in enumerate(members)]
+    near = [entry for entry in gaps if entry[0] <= window]  # within_window
     if len(near) > MAX_VOTERS:
-        near = sorted(near, key=lambda entry: entry[:2])[:MAX_VOTERS]
+        near = sorted(near, key=itemgetter(0, 1))[:MAX_VOTERS]
     return [m for _, _, m in near]
 
 
@@ -379,8 +407,13 @@ class StoryFiler:
             chosen = -self.made
             self.members[chosen] = []
         self.members[chosen].append((sig, seen))
+        index = self.index
         for key in keys:
-            self.index.setdefault(key, set()).add(chosen)
+            stories = index.get(key)
+            if stories is None:
+                index[key] = {chosen}
+            else:
+                stories.add(chosen)
         return chosen
 
 
@@ -391,7 +424,9 @@ def nearest_candidates(
     at, the ones sharing the most keys first (in LSH, more shared bands means more alike),
     the newest on a tie; returned oldest first, the order ``choose_story`` breaks ties in.
     Chance collisions with many stories then cost a bounded number of comparisons."""
-    shared = Counter(sid for key in keys for sid in index.get(key, ()))
+    shared = Counter(chain.from_iterable(map(index.get, keys, repeat(()))))
+    if not shared:
+        return []
     newest_first = sorted(shared, key=_age, reverse=True)
     best = sorted(newest_first, key=lambda sid: -shared[sid])[:limit]  # a stable sort
     return sorted(best, key=_age)
@@ -429,12 +464,13 @@ def overlap(a: StorySignature, b: StorySignature) -> Overlap:
     if not a.hashes or not b.hashes:
         return Overlap(0.0, 0.0, 0.0, min(a.size, b.size))
     sa, sb = a.hash_set, b.hash_set
-    if a.complete and b.complete:
-        shared = float(len(sa & sb))
-        jaccard = shared / len(sa | sb)
+    both = sa & sb
+    if a.complete and b.complete:  # the union is counted, not built: that took 2/3 of a call
+        shared = float(len(both))
+        jaccard = shared / (len(sa) + len(sb) - len(both))
     else:  # bottom-k estimator: the k smallest of the union are a uniform sample of it
-        union = nsmallest(SKETCH_SIZE, sa | sb)
-        jaccard = sum(1 for h in union if h in sa and h in sb) / len(union)
+        union = sorted(sa | sb)[:SKETCH_SIZE]
+        jaccard = len(both.intersection(union)) / len(union)
         shared = jaccard * (a.size + b.size) / (1 + jaccard)
     smaller = min(a.size, b.size)
     return Overlap(jaccard, shared, shared / smaller, smaller)
@@ -449,8 +485,11 @@ def band_keys(sig: StorySignature) -> tuple[int, ...]:
     """
     if not sig.hashes:
         return ()
-    body = _bands(sig.hashes, BODY_BANDS, BODY_ROWS, kind=0, version=sig.version)
-    title = _bands(sig.title, TITLE_BANDS, TITLE_ROWS, kind=1, version=sig.version)
+    body = _bands(_minhash(sig.hashes, BODY_BANDS * BODY_ROWS), BODY_ROWS, 0, sig.version)
+    title: tuple[int, ...] = ()
+    if sig.title:
+        minima = _minhash(sig.title, TITLE_BANDS * TITLE_ROWS)
+        title = _bands(minima, TITLE_ROWS, 1, sig.version)
     return body + title + concept_keys(sig)
 
 
@@ -469,8 +508,7 @@ def concept_keys(sig: StorySignature) -> tuple[int, ...]:
         if first & 7 not in _ANCHOR_KINDS and second & 7 not in _ANCHOR_KINDS:
             continue  # same_event needs a shared anchor: a launch and a satellite are not one
         data = struct.pack("<BBII", sig.version, 2, first, second)
-        digest = hashlib.blake2b(data, digest_size=8, person=_PERSON).digest()
-        keys.append(int.from_bytes(digest, "big", signed=True))
+        keys.append(int.from_bytes(_digest64(data), "big", signed=True))
     return tuple(keys)
 
 
@@ -533,115 +571,158 @@ def from_json(text: str) -> StorySignature:
 
 def _clean_title(title: str) -> str:
     text = _TITLE_TAG.sub("", unicodedata.normalize("NFKC", title).strip())
-    return _ABBREVIATION.sub(_undot, _OUTLET_SUFFIX.sub("", text))
+    return _undotted(_OUTLET_SUFFIX.sub("", text))
 
 
 def _without_dateline(summary: str) -> str:
     """The summary without outlet boilerplate and dateline, as the copies have in common."""
-    for pattern in _BOILERPLATE:  # before NFKC, which turns "ⓒ" into "c"
-        summary = pattern.sub(" ", summary)
+    for pattern, needles in _BOILERPLATE:  # before NFKC, which turns "ⓒ" into "c"
+        if any(needle in summary for needle in needles):
+            summary = pattern.sub(" ", summary)
     return _DATELINE.sub("", unicodedata.normalize("NFKC", summary).strip(), count=1)
 
 
-def _clean_summary(summary: str) -> str:
-    return _ABBREVIATION.sub(_undot, _without_dateline(summary)).strip()
+def _clean_summary(without_dateline: str) -> str:
+    return _undotted(without_dateline).strip()
+
+
+def _undotted(text: str) -> str:
+    if _ABBREVIATION_HINT.search(text) is None:
+        return text
+    return _ABBREVIATION.sub(_undot, text)
 
 
 def _undot(match: re.Match[str]) -> str:
     return match.group().replace(".", "")
 
 
-def _tokens(text: str) -> list[tuple[str, bool]]:
-    """Casefolded words, each flagged when it is a number or a name mid-sentence.
+def _tokens(text: str) -> tuple[list[str], list[bool]]:
+    """Casefolded words, and for each whether it is a number or a name mid-sentence.
 
     In Title Case or ALL CAPS text (three in four words capitalized) capitals say
-    nothing, so only numbers are flagged.
+    nothing, so only numbers are flagged. Two lists rather than pairs: the shingles and
+    the name set are built from them by C loops (``map``, ``compress``).
     """
     found = _GAP_AND_TOKEN.findall(text)  # (what precedes the word, the word)
     words = [word for _, word in found]
     # capitalized mid-sentence: no sentence end between the word and the one before
-    capitalized = [
-        n > 0 and word[0].isupper() and _SENTENCE_END.isdisjoint(gap)
-        for n, (gap, word) in enumerate(found)
-    ]
-    trust_case = 4 * sum(capitalized) < 3 * (len(words) - 1) or len(words) < 4
-    tokens = [
-        (w.casefold(), (cap and trust_case) or _has_digit(w))
-        for w, cap in zip(words, capitalized, strict=True)
-    ]
-    if text.endswith(_ELLIPSIS) and tokens:
-        tokens.pop()  # a truncated summary often ends in half a word
-    return tokens
+    flags = [word[0].isupper() and _SENTENCE_END.isdisjoint(gap) for gap, word in found]
+    if flags:
+        flags[0] = False
+    trust_case = 4 * sum(flags) < 3 * (len(words) - 1) or len(words) < 4
+    if not trust_case:
+        flags = [False] * len(words)
+    if not "".join(words).isalpha():  # one test for the many texts without a number
+        flags = [flag or _has_digit(word) for flag, word in zip(flags, words, strict=True)]
+    # casefold maps each character on its own (unlike lower's final sigma) and makes no
+    # space, so one call over the joined words does what a call per word would
+    words = " ".join(words).casefold().split(" ") if words else []
+    if text.endswith(_ELLIPSIS) and words:
+        words.pop()  # a truncated summary often ends in half a word
+        flags.pop()
+    return words, flags
 
 
 def _has_digit(word: str) -> bool:
     return not word.isalpha() and any(c.isdigit() for c in word)  # most words: isalpha
 
 
-def _shingles(tokens: list[tuple[str, bool]]) -> set[str]:
+def _shingles(words: list[str], flags: list[bool]) -> set[str]:
     """Word bigrams (the one word of a one-word text), each ``ANCHOR_WEIGHT`` times when
-    it holds a name or a number: ``"word word\\x00copy"``."""
-    if len(tokens) < 2:
-        grams = [(word, anchor) for word, anchor in tokens]
+    it holds a name or a number: ``"word word\\x00copy"``. Every bigram is made with its
+    first copy's suffix; the other copies are made for the anchored ones only."""
+    if len(words) < 2:
+        firsts, anchored = [word + "\x000" for word in words], flags
     else:
-        grams = [(f"{w1} {w2}", a1 or a2) for (w1, a1), (w2, a2) in pairwise(tokens)]
-    shingles: set[str] = set()
-    for text, anchored in grams:
-        if anchored:
-            shingles.update(f"{text}\x00{copy}" for copy in range(ANCHOR_WEIGHT))
-        else:
-            shingles.add(f"{text}\x000")
+        firsts = [f"{first} {second}\x000" for first, second in pairwise(words)]
+        anchored = list(map(or_, flags, flags[1:]))
+    shingles = set(firsts)
+    heavy = [first[:-1] for first in compress(firsts, anchored)]  # "word word\x00"
+    for copy in range(1, ANCHOR_WEIGHT):
+        shingles.update([f"{gram}{copy}" for gram in heavy])
     return shingles
 
 
-_HASH32 = hashlib.blake2b(digest_size=4, person=_PERSON)  # copied: faster than a new one
+# Copied rather than made anew: a new one with ``person`` costs more than the hashing.
+# (A memo of word and shingle hashes was tried: its lookups in a big dict, once a poll's
+# items have filled it, cost as much as hashing again.)
+_HASH32 = hashlib.blake2b(digest_size=4, person=_PERSON)
+_HASH16 = hashlib.blake2b(digest_size=2, person=_PERSON)
 
 
-def _hash32(shingle: str) -> int:
-    hasher = _HASH32.copy()
-    hasher.update(shingle.encode())
-    return int.from_bytes(hasher.digest(), "big")
+def _hash32s(shingles: Collection[str]) -> tuple[int, ...]:
+    """The 32-bit hash of each shingle, read from the joined digests in one unpack."""
+    digests = b"".join(map(_digest, repeat(_HASH32), shingles))
+    return struct.unpack(f">{len(shingles)}I", digests)
 
 
-def _hash16s(words: set[str]) -> tuple[int, ...]:
-    """Small hashes suffice: a chance hit among ~100 words is 1 in 650."""
-    digests = (hashlib.blake2b(w.encode(), digest_size=2, person=_PERSON).digest() for w in words)
-    return tuple(sorted({int.from_bytes(d, "big") for d in digests}))
+def _hash16s(words: Collection[str]) -> dict[str, int]:
+    """Each word's 16-bit hash. Small hashes suffice: a chance hit among ~100 words is 1 in
+    650."""
+    listed = list(words)
+    digests = b"".join(map(_digest, repeat(_HASH16), listed))
+    return dict(zip(listed, struct.unpack(f">{len(listed)}H", digests), strict=True))
 
 
-def _bands(
-    hashes: tuple[int, ...], bands: int, rows: int, kind: int, version: int
-) -> tuple[int, ...]:
-    if not hashes:
-        return ()
-    minima = _minhash(hashes, bands * rows)
-    keys = []
-    for band in range(bands):
-        values = minima[band * rows : (band + 1) * rows]
-        data = struct.pack(f"<BBH{rows}I", version, kind, band, *values)
-        digest = hashlib.blake2b(data, digest_size=8, person=_PERSON).digest()
-        keys.append(int.from_bytes(digest, "big", signed=True))
-    return tuple(keys)
+def _digest(start: hashlib.blake2b, text: str) -> bytes:
+    hasher = start.copy()
+    hasher.update(text.encode())
+    return hasher.digest()
 
 
-def _minhash(hashes: tuple[int, ...], count: int) -> list[int]:
-    """``count`` MinHash values; SHAKE-128 of each hash gives its ``count`` hash values
-    (little-endian uint32). The SHAKE output of a shingle hash is cached (common bigrams
-    recur in every item) and the minima are taken per column of one array, in C."""
-    rows = b"".join(_hash_values(h, count) for h in hashes)
-    values = array(_U32)
-    values.frombytes(rows)
-    if sys.byteorder != "little":
-        values.byteswap()
-    return [min(values[column::count]) for column in range(count)]
+def _bands(minima: bytes, rows: int, kind: int, version: int) -> tuple[int, ...]:
+    """One key per band of ``rows`` MinHash values (``minima``: little-endian uint32s), as
+    ``struct.pack("<BBH{rows}I", version, kind, band, *values)`` hashed: the values are
+    sliced from the packed minima rather than packed again, and the digests are read as
+    signed big-endian ints in one ``struct.unpack``."""
+    width = 4 * rows
+    headers = _band_headers(version, kind, len(minima) // width)
+    digests = b"".join(
+        map(
+            _digest64,
+            [head + minima[n * width : (n + 1) * width] for n, head in enumerate(headers)],
+        )
+    )
+    return struct.unpack(f">{len(headers)}q", digests)
 
 
-_U32 = next(code for code in "IL" if array(code).itemsize == 4)
+@lru_cache(maxsize=16)
+def _band_headers(version: int, kind: int, bands: int) -> tuple[bytes, ...]:
+    return tuple(struct.pack("<BBH", version, kind, band) for band in range(bands))
 
 
-@lru_cache(maxsize=1 << 17)  # 131,072 shingle hashes, about 40 MB at 64 values each
-def _hash_values(shingle_hash: int, count: int) -> bytes:
-    return hashlib.shake_128(shingle_hash.to_bytes(4, "big")).digest(4 * count)
+_KEY_HASH = hashlib.blake2b(digest_size=8, person=_PERSON)  # copied: faster than a new one
+
+
+def _digest64(data: bytes) -> bytes:
+    hasher = _KEY_HASH.copy()
+    hasher.update(data)
+    return hasher.digest()
+
+
+def _minhash(hashes: tuple[int, ...], count: int) -> bytes:
+    """``count`` MinHash values of a sketch, packed as little-endian uint32s.
+
+    SHAKE-128 of each shingle hash gives its hash values (little-endian uint32). An XOF's
+    shorter output is a prefix of its longer one, so one cached output of ``_COLUMNS``
+    values serves the body (64 values) and the title (the first 16) alike. The minima of the
+    columns are taken by numpy in one call (64 ``min`` over strided slices cost 0.25 ms)."""
+    rows = b"".join(_HASH_VALUES.values(hashes))
+    table = np.frombuffer(rows, dtype="<u4").reshape(len(hashes), _COLUMNS)
+    minima: np.ndarray[tuple[int], np.dtype[np.uint32]] = table[:, :count].min(axis=0)
+    return minima.astype("<u4", copy=False).tobytes()
+
+
+_COLUMNS = max(BODY_BANDS * BODY_ROWS, TITLE_BANDS * TITLE_ROWS)
+
+
+def _hash_values(shingle_hashes: list[int]) -> list[bytes]:
+    return [hashlib.shake_128(h.to_bytes(4, "big")).digest(4 * _COLUMNS) for h in shingle_hashes]
+
+
+# The SHAKE output of the bigrams that recur in every item is computed once: 131,072 of
+# 256 bytes, about 50 MB when full (a SHAKE call costs ~1 us, a hit ~0.1 us).
+_HASH_VALUES = Memo(_hash_values, 1 << 17)
 
 
 def _check_versions(a: StorySignature, b: StorySignature) -> None:

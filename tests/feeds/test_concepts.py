@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 import pytest
 
 from feeds import concepts
@@ -128,3 +131,18 @@ def test_hostile_text_is_handled_in_bounded_time() -> None:
     assert code("missile") in evidence.codes
     for hostile in ("9" * 50_000 + "만", "1." * 25_000, "9 " * 25_000 + "x", "1,2" * 20_000):
         assert concepts.numbers(hostile)  # linear: each pattern starts after a non-digit
+
+
+def test_ascii_text_is_folded_as_the_regex_folds_it() -> None:
+    """``normalize`` takes a translate table for ASCII text (and English copy whose only
+    other characters are curly quotes and dashes): it must give what the regex gives."""
+
+    def reference(text: str) -> str:
+        nfkc = unicodedata.normalize("NFKC", text).casefold().replace("ё", "е")
+        return re.sub(r"[\W_]+", " ", nfkc).strip()
+
+    every_ascii = "".join(map(chr, range(128)))
+    texts = [every_ascii, every_ascii[::-1], "“Kim’s—launch”  –  «test» __x__ 1,5", "ё_Ё x"]
+    texts += [f"a{chr(c)}b{chr(c)}" for c in range(128)] + ["", " ", "’", "_"]
+    for text in texts:
+        assert concepts.normalize(text) == reference(text), repr(text)
