@@ -325,11 +325,11 @@ class Story(Base):
 
 
 class StoryBand(Base):
-    """LSH band keys of a story's signature: an indexed equality lookup finds candidates."""
+    """LSH band keys of a story's signature: an indexed equality lookup (the primary key,
+    which leads with ``key``) finds candidates."""
 
     __tablename__ = "story_bands"
     __table_args__ = (
-        Index("ix_story_bands_key_seen", "key", "seen_at"),  # candidates: key, in the window
         Index("ix_story_bands_seen_at", "seen_at"),  # pruning (migration 0008)
     )
 

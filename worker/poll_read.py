@@ -153,5 +153,6 @@ def _parse(
         if waiting:  # items left for the next poll: keep this body's validators unstored
             stored_hash, result = None, replace(result, etag=None, last_modified=None)
     else:
-        parsed = parse_feed(result.body or b"", url=result.url, content_type=result.content_type)
+        body, kind = result.body or b"", result.content_type
+        parsed = parse_feed(body, url=result.url, content_type=kind, skip=feed.item_digests)
     return Read(source, feed, "ok", result=result, parsed=parsed, body_hash=stored_hash)

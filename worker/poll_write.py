@@ -123,16 +123,17 @@ def _succeeded(
     if parsed is None:
         return planning.poll_succeeded(source, result, now, interval=interval)
     published = [item.published_at for _, item in outcome.new_items]
-    overflowed = planning.window_overflowed(published, len(parsed.items), read.feed.last_success_at)
+    in_feed, since = parsed.total_items or len(parsed.items), read.feed.last_success_at
+    overflowed = planning.window_overflowed(published, in_feed, since)
     if overflowed:
         interval = planning.after_overflow(interval, cadence)
         outcome.window_overflowed = True
     record = planning.poll_succeeded(
         source, result, now, read.body_hash, parsed.ttl_seconds, interval, overflowed
     )
-    if source.type == "rss":
+    if source.type == "rss":  # the items seen, skipped unparsed by the next poll
         hub = websub.discover(result.link, parsed.hubs, parsed.self_url, result.url)
-        record = replace(record, hub_checked=True, hub=hub)
+        record = replace(record, hub_checked=True, hub=hub, item_digests=parsed.digests)
     return record
 
 
@@ -170,7 +171,7 @@ def _log_poll(read: Read, outcome: PollOutcome, record: PollRecord) -> None:
     if read.status != "ok":
         log.debug("feed polled", feed_id=read.source.id, status=read.status)  # nothing new
         return
-    items = len(read.parsed.items) if read.parsed is not None else 0
+    items = (read.parsed.total_items or len(read.parsed.items)) if read.parsed else 0
     (log.info if outcome.new_items else log.debug)(
         "feed polled",
         feed_id=read.source.id,

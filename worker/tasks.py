@@ -23,7 +23,7 @@ from worker.outbox.batching import BATCH_MAX
 from worker.outbox.deliver import DeliveryOutcome
 from worker.outbox.deliver import deliver as deliver_row
 from worker.outbox.store import Kind
-from worker.runtime import Runtime, runtime
+from worker.runtime import Runtime, runtime, tune_gc
 from worker.settings import load_settings
 from worker.store import feeds as feeds_store
 from worker.store import heartbeats
@@ -55,6 +55,7 @@ def _load_config(**_: object) -> None:
         for issue in exc.issues:
             log.error("config invalid", error=str(issue))
         raise SystemExit("watchfloor: the config is invalid and no last good one is kept") from exc
+    tune_gc()
 
 
 @signals.worker_init.connect

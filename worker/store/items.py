@@ -191,27 +191,34 @@ def _item_row(feed_id: str, item: FeedItem, now: datetime) -> dict[str, Any]:
 def band_index(session: Session, keys: Iterable[int], since: datetime) -> dict[int, set[int]]:
     """Which stories seen since ``since`` each of ``keys`` points at (over-shared keys
     dropped, ``band_lookup``)."""
-    keys = list(set(keys))
+    keys = sorted(set(keys))
     index: dict[int, set[int]] = {}
-    if keys:
-        for key, story_id in session.execute(band_lookup(keys, since)):
+    for start in range(0, len(keys), _KEYS_PER_LOOKUP):  # a key's stories all in one chunk
+        for key, story_id in session.execute(
+            band_lookup(keys[start : start + _KEYS_PER_LOOKUP], since)
+        ):
             index.setdefault(key, set()).add(story_id)
     return informative_keys(index)
+
+
+_KEYS_PER_LOOKUP = 20_000  # one parameter each: a poll batch's items have 200,000
 
 
 def stories_with_members(session: Session, ids: Iterable[int]) -> dict[int, StoryRecord]:
     """The stories ``ids`` with their members' signatures, in two reads."""
     ids = sorted(set(ids))
-    if not ids:
+    stories: dict[int, StoryRecord] = {}
+    for start in range(0, len(ids), _KEYS_PER_LOOKUP):
+        chunk = ids[start : start + _KEYS_PER_LOOKUP]
+        rows = session.execute(  # plain rows: an ORM object per candidate costs more
+            select(Story.id, Story.first_seen, Story.last_seen).where(Story.id.in_(chunk))
+        )
+        stories.update((sid, StoryRecord(sid, first, last)) for sid, first, last in rows)
+        for member_of, signature, at in session.execute(members_lookup(chunk)):
+            if member_of is not None and signature is not None:  # both are, by the WHERE
+                stories[member_of].members.append(Member(signature, _aware(at)))
+    if not stories:
         return {}
-    rows = session.execute(  # plain rows: an ORM object per candidate costs more than the read
-        select(Story.id, Story.first_seen, Story.last_seen).where(Story.id.in_(ids))
-    )
-    stories = {story_id: StoryRecord(story_id, first, last) for story_id, first, last in rows}
-    members = session.execute(members_lookup(ids)).all()
-    for member_of, signature, at in members:
-        if member_of is not None and signature is not None:  # both are, by the WHERE
-            stories[member_of].members.append(Member(signature, _aware(at)))
     legacy = [s for s in stories.values() if not s.members]  # filed before items kept one
     for story in session.scalars(select(Story).where(Story.id.in_([s.id for s in legacy]))):
         stories[story.id].members.append(Member(story.signature, story.first_seen))
