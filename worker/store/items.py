@@ -271,7 +271,7 @@ def write_stories(
             insert(Story).returning(Story.id, sort_by_parameter_order=True), rows
         )
         made = [row[0] for row in result.all()]
-    for story_id, last_seen in touched.items():
+    for story_id, last_seen in sorted(touched.items()):  # one lock order for every writer
         session.execute(
             update(Story)
             .where(Story.id == story_id, Story.last_seen < last_seen)
@@ -283,7 +283,8 @@ def write_stories(
         for f in filed
         for key in f.band_keys
     }
-    insert_many_ignore(session, StoryBand.__table__, list(bands.values()), ["key", "story_id"])
+    rows = [bands[pair] for pair in sorted(bands)]  # one lock order: no deadlock between batches
+    insert_many_ignore(session, StoryBand.__table__, rows, ["key", "story_id"])
     if filed:
         session.execute(
             update(Item),
