@@ -217,6 +217,14 @@ OPTIONS: tuple[Option, ...] = (
         "transaction)",
     ),
     Option(
+        "WATCHFLOOR_POLL_LEASE",
+        "poll_lease",
+        "5m",
+        _duration,
+        "a claimed feed whose poll never records (a killed worker) is due again after this; "
+        "longer than a batch takes",
+    ),
+    Option(
         "WATCHFLOOR_POLL_RINGS",
         "poll_rings",
         "8",
@@ -359,6 +367,7 @@ class Settings:
     max_interval: timedelta
     beat_interval: float
     poll_batch: int
+    poll_lease: timedelta
     poll_rings: int
     sweep_interval: float
     retry_schedule: tuple[timedelta, ...]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -30,9 +30,6 @@ from worker.store import heartbeats
 from worker.store import items as items_store
 
 log = structlog.get_logger(__name__)
-# A claimed feed is due again after this if its poll never records (a killed worker): more
-# than a batch can take (its reads stop at pipeline.READ_BUDGET, under the task time limit).
-POLL_LEASE = timedelta(minutes=5)
 POLL_DUE_BUDGET = 60.0  # seconds one poll_due task claims batches for, then it yields
 
 
@@ -107,10 +104,10 @@ def _sync_config(session: Session, config: Config, now: datetime) -> None:
 @app.task(name="watchfloor.poll_due", acks_late=True)
 def poll_due() -> dict[str, int]:
     """Claim due feeds in batches and poll each batch at once (``pipeline.poll_due``)."""
-    counts = Counter[str]()
+    rt, counts = runtime(), Counter[str]()
     with structlog.contextvars.bound_contextvars(task_id=poll_due.request.id):
         pipeline.poll_due(
-            runtime(), POLL_LEASE, POLL_DUE_BUDGET, lambda o: counts.update([_after_poll(o)])
+            rt, rt.settings.poll_lease, POLL_DUE_BUDGET, lambda o: counts.update([_after_poll(o)])
         )
     return dict(counts)
 
