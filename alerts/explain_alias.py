@@ -1,7 +1,7 @@
 """What an alias group stands for, as ``watchfloor check --explain @NAME`` prints it: its
 members as written, the other spellings each matches (alerts/spelling.py), the forms each
-takes in watch-lists with ``russian_forms``, and the watch-lists that use it. Plain text
-lines; no I/O."""
+takes in watch-lists with ``russian_forms`` or that mark it (``@name~``), and the
+watch-lists that use it. Plain text lines; no I/O."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ from alerts.spelling import spellings
 from alerts.watchlists import WatchList
 
 
-def uses(watchlist: WatchList, name: str) -> bool:
-    pattern = re.compile(rf"@{re.escape(name)}(?![\w-])", re.IGNORECASE)
+def uses(watchlist: WatchList, name: str, marked: bool = False) -> bool:
+    """Whether a query or exclude of ``watchlist`` names ``@name`` (with ``marked``: as
+    ``@name~``, its Cyrillic members in their Russian forms)."""
+    tail = "~" if marked else ""
+    pattern = re.compile(rf"@{re.escape(name)}{tail}(?![\w-])", re.IGNORECASE)
     return any(pattern.search(text or "") for text in (watchlist.query, watchlist.exclude))
 
 
@@ -30,7 +33,7 @@ def explain_alias(
         hint = f" (did you mean @{close[0]}?)" if close else ""
         raise LookupError(f"no alias @{key}{hint}")
     users = [w for w in watchlists if uses(w, key)]
-    with_forms = any(w.russian_forms for w in users)
+    with_forms = any(w.russian_forms or uses(w, key, marked=True) for w in users)
     lines = [f"@{key}: {len(known[key])} members"]
     for member in known[key]:
         lines.append(f"  {member}")
@@ -40,6 +43,13 @@ def explain_alias(
             forms = russian_forms(member)[1:]
             if forms:
                 lines.append(f"    russian_forms: {', '.join(forms)}")
-    names = [f"{w.id}{' (russian_forms)' if w.russian_forms else ''}" for w in users]
+    names = [f"{w.id}{_how(w, key)}" for w in users]
     lines.append(f"  used by: {', '.join(names) if names else 'no watch-list'}")
     return lines
+
+
+def _how(watchlist: WatchList, name: str) -> str:
+    """How a watch-list takes the alias's Russian forms, if it does."""
+    if watchlist.russian_forms:
+        return " (russian_forms)"
+    return f" (@{name}~)" if uses(watchlist, name, marked=True) else ""

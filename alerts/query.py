@@ -7,13 +7,16 @@ Grammar, loosest binding first::
     and     := unary (["AND"] unary)*      adjacent terms are an implicit AND
     unary   := "NOT" unary | near
     near    := primary ("NEAR/" n primary)*   within n words, either order
-    primary := "(" or ")" | field primary | '"phrase"' | word | "@alias"
+    primary := "(" or ")" | field primary | ('"phrase"' | word | "@alias") ["~"]
     field   := "title:" | "summary:"
 
 Operators are written in capitals; a lowercase ``or`` is refused rather than silently
 searched for. ``NEAR/n`` allows at most n words between its sides, in the same field;
 its sides are terms, phrases, aliases, OR groups or NEARs. A trailing ``*`` makes a
-prefix term, also inside quotes (on the last word). Terms are folded by
+prefix term, also inside quotes (on the last word). A trailing ``~`` on a word, right
+after a phrase's closing quote or on an alias marks Russian terms that also match their
+inflected forms (alerts.morphology, the code behind a watch-list's ``russian_forms``); on
+an alias, it marks the Cyrillic members. Terms are folded by
 :mod:`alerts.textnorm`, so a bare ``Kim-Jong-un`` is the phrase ``kim jong un``; the
 words of a phrase may be separated by one punctuation mark in the text. A query that is
 true without any of its terms (``NOT x``) is refused, since no term could find it.
@@ -28,6 +31,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from alerts.morphology import MAX_WORDS, is_cyrillic, russian_forms
 from alerts.spelling import spellings
 from alerts.textnorm import fold_term, is_hangul
 
@@ -38,7 +42,7 @@ MAX_NEAR = 200
 MAX_DEPTH = 32
 MIN_PREFIX = 2
 _TOKEN = re.compile(
-    r"""(?P<ws>\s+)|(?P<lp>\()|(?P<rp>\))|(?P<quote>"[^"]*"?)
+    r"""(?P<ws>\s+)|(?P<lp>\()|(?P<rp>\))|(?P<quote>"[^"]*(?:"~?)?)
     |(?P<field>(?i:title|summary):)|(?P<badfield>[A-Za-z_]+:)(?=[("])|(?P<word>[^\s()"]+)""",
     re.X,
 )
@@ -118,19 +122,46 @@ class _Token(NamedTuple):  # a tuple: cheaper to build than a frozen dataclass
     text: str
     column: int
     value: int = 0  # NEAR distance
+    marked: int = 0  # on a word, phrase or alias: the column of its trailing ~ (0: none)
 
 
 Forms = Callable[[str], Sequence[str]]  # a term's spelling variants, itself first
 
 
 def parse_query(
-    text: str, aliases: Mapping[str, Sequence[str]], forms: Forms | None = None
+    text: str,
+    aliases: Mapping[str, Sequence[str]],
+    forms: Forms | None = None,
+    marked: Forms = russian_forms,
 ) -> Node:
     """Parse a query; ``@name`` refers to ``aliases`` (names compared case-insensitively).
     With ``forms`` (e.g. alerts.morphology.russian_forms), every term and alias member
-    also matches its other forms: a term becomes an OR of them, an alias gains them."""
+    also matches its other forms: a term becomes an OR of them, an alias gains them.
+    A term marked with ``~`` takes the forms ``marked`` gives, whatever ``forms`` is."""
     aliases = {k.lower(): v for k, v in aliases.items()}
-    return _Parser(_tokenize(text), aliases, forms).parse()
+    return _Parser(_tokenize(text), aliases, forms, marked).parse()
+
+
+class Inflection(NamedTuple):
+    """A query term that takes other forms, for ``watchfloor check --explain``."""
+
+    written: str  # as in the query: ракета~, "баллистическая ракета"~, or bare
+    column: int
+    forms: tuple[str, ...]  # the other forms, without the term itself
+
+
+def inflections(
+    text: str,
+    aliases: Mapping[str, Sequence[str]],
+    forms: Forms | None = None,
+    marked: Forms = russian_forms,
+) -> list[Inflection]:
+    """The terms of a query that take other forms, as ``parse_query`` expands them: every
+    marked term (even one the dictionary leaves as written) and, with ``forms``, every
+    other term that has some. Alias members are left to ``explain_alias``."""
+    parser = _Parser(_tokenize(text), {k.lower(): v for k, v in aliases.items()}, forms, marked)
+    parser.parse()
+    return parser.inflected
 
 
 def terms(node: Node | None, negated: bool = False) -> Iterator[tuple[Term, bool]]:
@@ -187,8 +218,12 @@ def require_positive(node: Node) -> None:
 
 
 def term_from_text(text: str, column: int, what: str = "term") -> Term:
-    """Build a term from a word, phrase body or alias member; ``*`` only at the end."""
+    """Build a term from a word, phrase body or alias member; ``*`` only at the end, and
+    no ``~`` (the tokenizer takes a query's markers off before)."""
     body = text.strip()
+    if "~" in body:
+        where = column + text.index("~")
+        raise QueryError(_TILDE_MISPLACED.get(what, _TILDE_MISPLACED["term"]), where)
     wildcard = body.endswith("*")
     core = body[:-1] if wildcard else body
     if "*" in core:
@@ -213,9 +248,7 @@ def _tokenize(text: str) -> list[_Token]:
         if kind == "word":
             tokens.append(_word_token(value, column))
         elif kind == "quote":
-            if len(value) < 2 or not value.endswith('"'):
-                raise QueryError("unterminated quote", column)
-            tokens.append(_Token("phrase", value[1:-1], column))
+            tokens.append(_phrase_token(value, column))
         elif kind == "badfield":
             raise QueryError(f"unknown field {value} (use title: or summary:)", column)
         elif kind != "ws":
@@ -223,6 +256,39 @@ def _tokenize(text: str) -> list[_Token]:
     if not tokens:
         raise QueryError("empty query", 1)
     return [*tokens, _Token("end", "end of query", len(text) + 1)]
+
+
+_TILDE_MISPLACED = {
+    "term": "~ goes once, at the end of a word (ракета~) or after a closing quote",
+    "phrase": 'put ~ after the closing quote to mark a phrase ("баллистическая ракета"~)',
+    "alias member": "~ goes in the query, not on an alias member: write @name~ there "
+    "for the forms of the alias's Russian members",
+}
+
+
+def _phrase_token(value: str, column: int) -> _Token:
+    """A quoted phrase, ``value`` as the tokenizer found it: ``"..."``, maybe with ``~``."""
+    marked = len(value) >= 3 and value.endswith('"~')
+    body = value[:-1] if marked else value
+    if len(body) < 2 or not body.endswith('"'):
+        raise QueryError("unterminated quote", column)
+    return _Token("phrase", body[1:-1], column, marked=column + len(body) if marked else 0)
+
+
+def _marked_word(word: str, column: int) -> _Token:
+    """A word or ``@alias`` ending in ``~``, with the column of its marker."""
+    at = column + len(word) - 1
+    if word == "~":
+        raise QueryError(
+            "~ must follow a word, a closing quote or an alias with no space between "
+            "(it cannot mark a group)",
+            column,
+        )
+    if word.endswith("~~"):
+        raise QueryError(_TILDE_MISPLACED["term"], at)
+    if word.startswith("@"):
+        return _word_token(word[:-1], column)._replace(marked=at)
+    return _Token("word", word[:-1], column, marked=at)
 
 
 def _word_token(word: str, column: int) -> _Token:
@@ -245,6 +311,8 @@ def _word_token(word: str, column: int) -> _Token:
         raise QueryError(f"use {_LOOKALIKES[word]} instead of {word}", column)
     if word[0] in "-!" and len(word) > 1:
         raise QueryError(f"use NOT to exclude a term ({word[0]} is not an operator)", column)
+    if word.endswith("~"):
+        return _marked_word(word, column)
     if word.startswith("@"):
         if not _ALIAS.fullmatch(word):
             raise QueryError("alias name expected after @ (letters, digits, - or _)", column)
@@ -254,28 +322,44 @@ def _word_token(word: str, column: int) -> _Token:
 
 class _Parser:
     def __init__(
-        self, tokens: list[_Token], aliases: Mapping[str, Sequence[str]], forms: Forms | None
+        self,
+        tokens: list[_Token],
+        aliases: Mapping[str, Sequence[str]],
+        forms: Forms | None,
+        marked: Forms = russian_forms,
     ) -> None:
         self._tokens = tokens
         self._pos = 0
         self._aliases = aliases
         self._forms = forms
+        self._marked = marked
         self._depth = 0
+        self.inflected: list[Inflection] = []  # what the terms became, for explanations
 
-    def _variants(self, term: Term, what: str) -> list[Term]:
-        """The term and, with ``forms``, a term per other form (the same column)."""
-        if self._forms is None or term.wildcard:
+    def _variants(self, term: Term, what: str, forms: Forms | None = None) -> list[Term]:
+        """The term and, with ``forms`` (default: the parser's), a term per other form,
+        at the same column."""
+        forms = forms or self._forms
+        if forms is None or term.wildcard:
             return [term]
         variants, seen = [term], {term.folded}
-        for form in self._forms(term.text.strip())[1:]:
+        for form in forms(term.text.strip())[1:]:
             variant = term_from_text(form, term.column, what)
             if variant.folded not in seen:
                 seen.add(variant.folded)
                 variants.append(variant)
         return variants
 
-    def _term(self, text: str, column: int, what: str = "term") -> Node:
-        variants = self._variants(term_from_text(text, column, what), what)
+    def _term(self, token: _Token, column: int, what: str = "term") -> Node:
+        term = term_from_text(token.text, column, what)
+        if token.marked:
+            _check_marked(term, what, token.marked)
+        variants = self._variants(term, what, self._marked if token.marked else None)
+        if token.marked or (len(variants) > 1 and is_cyrillic(term.text)):
+            written = f'"{token.text}"' if token.kind == "phrase" else token.text
+            written += "~" if token.marked else ""
+            forms = tuple(v.text for v in variants[1:])
+            self.inflected.append(Inflection(written, column, forms))
         return variants[0] if len(variants) == 1 else Or(tuple(variants))
 
     def _nest(self, token: _Token) -> None:
@@ -349,11 +433,11 @@ class _Parser:
         if token.kind == "field":
             return self._field(token)
         if token.kind == "word":
-            return self._term(token.text, token.column)
+            return self._term(token, token.column)
         if token.kind == "phrase":
             if not token.text.strip():
                 raise QueryError("empty phrase", token.column)
-            return self._term(token.text, token.column + 1, "phrase")
+            return self._term(token, token.column + 1, "phrase")
         if token.kind == "alias":
             return self._alias(token)
         self._dangling(token, after)
@@ -397,15 +481,32 @@ class _Parser:
         if not members:
             raise QueryError(f"alias @{token.text} has no members", token.column)
         terms: list[Term] = []
+        inflected = len(self.inflected)
         for member in members:
             try:
-                term = term_from_text(member, token.column, "alias member")
-                terms += self._variants(term, "alias member")
+                terms += self._member(token, term_from_text(member, token.column, "alias member"))
             except QueryError as exc:
                 raise QueryError(f"alias @{token.text}: {exc.message}", token.column) from None
             terms += self._spelled(member, token.column)
+        if token.marked and len(self.inflected) == inflected:  # no member took forms
+            raise QueryError(
+                f"~ asks for Russian forms, but alias @{token.text} has no Cyrillic member "
+                "without * (only Russian terms are inflected)",
+                token.marked,
+            )
         unique = {t.key: t for t in reversed(terms)}  # the first term of each key stays
         return Alias(token.text.lower(), tuple(reversed(unique.values())), token.column)
+
+    def _member(self, token: _Token, term: Term) -> list[Term]:
+        """An alias member and its forms; after ``@name~``, a Cyrillic member takes its
+        Russian forms (the others stay as written: an alias mixes languages)."""
+        if not (token.marked and is_cyrillic(term.text) and not term.wildcard):
+            return self._variants(term, "alias member")
+        variants = self._variants(term, "alias member", self._marked)
+        forms = tuple(v.text for v in variants[1:])
+        written = f"@{token.text.lower()}~ {term.text}"
+        self.inflected.append(Inflection(written, token.column, forms))
+        return variants
 
     def _spelled(self, member: str, column: int) -> list[Term]:
         """A name's other romanisations and transliterations (alerts.spelling)."""
@@ -416,6 +517,23 @@ class _Parser:
             except QueryError:
                 continue  # a generated spelling this language cannot express: not the admin's
         return out
+
+
+def _check_marked(term: Term, what: str, column: int) -> None:
+    """Refuse a ``~`` that could not do what it says; ``column`` is the marker's."""
+    if term.wildcard:
+        raise QueryError(
+            f"a {what} takes * or ~, not both: the wildcard already matches every ending",
+            column,
+        )
+    if not is_cyrillic(term.text):
+        raise QueryError(
+            f"~ asks for Russian forms, but {term.text!r} has no Cyrillic letters "
+            "(only Russian terms are inflected)",
+            column,
+        )
+    if len(term.text.split()) > MAX_WORDS:
+        raise QueryError(f"~ takes a phrase of at most {MAX_WORDS} words", column)
 
 
 def _positional(node: Node) -> bool:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from worker import commands
-from worker.config import ConfigError, load_config
+from worker.config import Config, ConfigError, load_config
 from worker.settings import Settings, SettingsError, load_settings
 
 
@@ -27,14 +27,25 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     print(config.summary())
     for name in args.explain or ():
-        from alerts.explain_alias import explain_alias
-
         try:
-            print("\n".join(explain_alias(name, config.aliases, config.watchlists)))
+            print("\n".join(_explain(name, config)))
         except LookupError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     return 0
+
+
+def _explain(name: str, config: Config) -> list[str]:
+    """``--explain NAME``: an alias group (``@name``, or a bare name that is one), else the
+    watch-list with that id (the Russian forms its terms take)."""
+    from alerts.explain_alias import explain_alias
+    from alerts.explain_forms import explain_forms
+
+    aliases = {k.lower() for k in config.aliases}
+    watchlist = config.watchlist(name)
+    if name.startswith("@") or name.lower() in aliases or watchlist is None:
+        return explain_alias(name, config.aliases, config.watchlists)
+    return explain_forms(watchlist, config.aliases)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -229,9 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--explain",
         action="append",
-        metavar="@ALIAS",
+        metavar="@ALIAS|ID",
         help="also print what an alias group stands for (its members, their Russian forms "
-        "where a watch-list asks for them, the watch-lists using it); repeatable",
+        "where a watch-list asks for them, the watch-lists using it), or the Russian forms "
+        "the terms of watch-list ID take (marked with ~, or all with russian_forms); "
+        "repeatable",
     )
     p.set_defaults(func=_check)
     p = sub.add_parser("poll", help="poll feeds now and print new items and matches")

@@ -1,7 +1,9 @@
-"""Russian inflection without wildcards: a watch-list with ``russian_forms`` matches a
-term in every case and number, and says which form fired."""
+"""Russian inflection without wildcards: a watch-list with ``russian_forms``, or a term
+marked with ``~``, matches in every case and number, and says which form fired."""
 
 from __future__ import annotations
+
+import pytest
 
 from alerts.match import compile_matcher
 from alerts.morphology import russian_forms
@@ -9,6 +11,12 @@ from alerts.watchlists import WatchList
 
 ALIASES = {"dprk": ["КНДР", "Северная Корея", "Пхеньян"]}
 QUERY = '@dprk AND ("баллистическая ракета" OR ракета OR запуск OR учения)'
+# the same query with each term marked: the alias, or its members written out
+MARKED = '@dprk~ AND ("баллистическая ракета"~ OR ракета~ OR запуск~ OR учения~)'
+MARKED_INLINE = (
+    '(КНДР~ OR "Северная Корея"~ OR Пхеньян~) '
+    'AND ("баллистическая ракета"~ OR ракета~ OR запуск~ OR учения~)'
+)
 # Headlines as TASS, RIA and Interfax write them: the terms inflected, never as written
 POSITIVES = [
     "КНДР провела запуск баллистической ракеты в сторону Японского моря",
@@ -30,8 +38,8 @@ NEGATIVES = [
 ]
 
 
-def fired(russian_forms_on: bool) -> list[str]:
-    watchlist = WatchList(id="ru", title="ru", query=QUERY, russian_forms=russian_forms_on)
+def fired(russian_forms_on: bool, query: str = QUERY) -> list[str]:
+    watchlist = WatchList(id="ru", title="ru", query=query, russian_forms=russian_forms_on)
     matcher = compile_matcher([watchlist], ALIASES)
     return [t for t in POSITIVES + NEGATIVES if matcher.match(t, "")]
 
@@ -45,8 +53,25 @@ def test_inflected_headlines_match_only_with_russian_forms() -> None:
     assert not [t for t in with_forms if t in NEGATIVES]
 
 
-def test_the_explanation_names_the_form_that_fired() -> None:
-    watchlist = WatchList(id="ru", title="ru", query=QUERY, russian_forms=True)
+@pytest.mark.parametrize("query", [MARKED, MARKED_INLINE])
+def test_marked_terms_find_what_russian_forms_finds(query: str) -> None:
+    assert fired(False, query) == fired(True)
+    assert set(fired(False, query)) == set(POSITIVES)
+
+
+def test_only_the_marked_terms_inflect() -> None:
+    # ракета and запуск as written: headlines with only their other forms are lost
+    query = '@dprk~ AND ("баллистическая ракета"~ OR ракета OR запуск OR учения~)'
+    lost = set(POSITIVES) - set(fired(False, query))
+    assert lost == {POSITIVES[2], POSITIVES[3], POSITIVES[7], POSITIVES[9]}
+    assert not set(fired(False, query)) & set(NEGATIVES)
+
+
+@pytest.mark.parametrize(("query", "option"), [(QUERY, True), (MARKED, False)])
+def test_the_explanation_names_the_form_that_fired(query: str, option: bool) -> None:
+    watchlist = WatchList(id="ru", title="ru", query=query, russian_forms=option)
+    [match] = compile_matcher([watchlist], ALIASES).match(POSITIVES[1], "")
+    assert {hit.term for hit in match.hits} >= {"Северной Кореей", "баллистическая ракета"}
     [match] = compile_matcher([watchlist], ALIASES).match(POSITIVES[0], "")
     assert {hit.term for hit in match.hits} >= {"КНДР", "баллистической ракеты"}
 

@@ -14,6 +14,7 @@ from alerts.query import (
     Or,
     QueryError,
     Term,
+    inflections,
     parse_query,
     require_positive,
 )
@@ -23,6 +24,9 @@ ALIASES = {
     "Bad": ["..."],
     "empty": [],
     "star": ["mis*sile"],
+    "ru": ["КНДР", "Пхеньян", "North Korea", "ракет*"],
+    "latin": ["DPRK", "North Korea"],
+    "tilde": ["Пхеньян~"],
 }
 
 
@@ -166,6 +170,23 @@ def test_columns_of_terms() -> None:
         ("*", 1, "wildcard needs at least 2 letters before *"),
         ("a AND ...", 7, "term '...' has no letters or digits"),
         ('x "..."', 4, "phrase '...' has no letters or digits"),
+        ("missile~", 8, "~ asks for Russian forms, but 'missile' has no Cyrillic letters"),
+        ('"North Korea"~', 14, "~ asks for Russian forms, but 'North Korea' has no Cyrillic"),
+        ("북한~", 3, "~ asks for Russian forms, but '북한' has no Cyrillic letters"),
+        ("@latin~", 7, "~ asks for Russian forms, but alias @latin has no Cyrillic member"),
+        ("ракет*~", 7, "a term takes * or ~, not both"),
+        ('"крылатая ракет*"~', 18, "a phrase takes * or ~, not both"),
+        ('"ракета~"', 8, 'put ~ after the closing quote to mark a phrase ("баллистическая'),
+        ("ра~кета", 3, "~ goes once, at the end of a word (ракета~)"),
+        ("ракета~~", 8, "~ goes once, at the end of a word"),
+        ("@ru~~", 5, "~ goes once, at the end of a word"),
+        ("ракета ~", 8, "~ must follow a word, a closing quote or an alias with no space"),
+        ("(ракета OR пуск)~", 17, "~ must follow a word, a closing quote or an alias"),
+        ('"а б в г д е ж"~ ракета', 16, "~ takes a phrase of at most 6 words"),
+        ('"~', 1, "unterminated quote"),
+        ('""~', 1, "empty phrase"),
+        ("@tilde", 1, "alias @tilde: ~ goes in the query, not on an alias member: write @name~"),
+        ("@nope~", 1, "unknown alias @nope"),
     ],
 )
 def test_errors(query: str, column: int, message: str) -> None:
@@ -194,3 +215,69 @@ def test_require_positive_rejects_queries_true_without_terms(query: str, column:
 @pytest.mark.parametrize("query", ["a", "a NOT b", "a AND NOT (b OR c)", "NOT NOT a", "a OR b"])
 def test_require_positive_accepts(query: str) -> None:
     require_positive(parse(query))
+
+
+def fake_forms(text: str) -> tuple[str, ...]:
+    """A stand-in for russian_forms: one more form per term, so trees stay readable."""
+    return (text, f"{text}ы")
+
+
+def parse_marked(text: str) -> Node:
+    return parse_query(text, ALIASES, marked=fake_forms)
+
+
+@pytest.mark.parametrize(
+    ("query", "tree"),
+    [
+        ("ракета~", "(ракета OR ракетаы)"),
+        ("ракета", "ракета"),  # unmarked: as written
+        ("ракета~ пуск", "((ракета OR ракетаы) AND пуск)"),
+        ('"баллистическая ракета"~', "(баллистическая ракета OR баллистическая ракетаы)"),
+        ('"баллистическая ракета"', "баллистическая ракета"),
+        ('"крылатая ракета"~пуск', "((крылатая ракета OR крылатая ракетаы) AND пуск)"),
+        ("ракета~ NEAR/3 пуск~", "((ракета OR ракетаы) NEAR/3 (пуск OR пускы))"),
+        ("title:ракета~", "title:(ракета OR ракетаы)"),
+        ("missile AND NOT учения~", "(missile AND NOT (учения OR ученияы))"),
+        ("(ракета~)", "(ракета OR ракетаы)"),
+        ("Kim-ракета~", "(kim ракета OR kim ракетаы)"),  # mixed scripts: the phrase inflects
+    ],
+)
+def test_marked_terms_take_their_forms(query: str, tree: str) -> None:
+    assert show(parse_marked(query)) == tree
+
+
+def test_a_marked_term_keeps_its_column_in_every_form() -> None:
+    node = parse_marked('x OR "крылатая ракета"~')
+    assert isinstance(node, Or) and isinstance(node.children[1], Or)
+    assert [t.column for t in node.children[1].children] == [7, 7]
+    assert [t.text for t in node.children[1].children] == ["крылатая ракета", "крылатая ракетаы"]
+
+
+def test_a_marked_alias_inflects_its_cyrillic_members_only() -> None:
+    plain, marked = parse_marked("@ru"), parse_marked("@ru~")
+    assert isinstance(plain, Alias) and isinstance(marked, Alias)
+    added = {t.folded for t in marked.terms} - {t.folded for t in plain.terms}
+    assert added == {"кндры", "пхеньяны"}  # not North Korea, not the wildcard ракет*
+
+
+def test_marked_forms_come_from_marked_and_the_watch_list_option_from_forms() -> None:
+    def option(text: str) -> tuple[str, ...]:
+        return (text, f"{text}ом")
+
+    node = parse_query("ракета~ пуск", ALIASES, forms=option, marked=fake_forms)
+    assert show(node) == "((ракета OR ракетаы) AND (пуск OR пуском))"
+
+
+def test_inflections_list_what_each_marked_term_became() -> None:
+    query = 'ракета~ "крылатая ракета"~ пуск @ru~'
+    assert inflections(query, ALIASES, marked=fake_forms) == [
+        ("ракета~", 1, ("ракетаы",)),
+        ('"крылатая ракета"~', 10, ("крылатая ракетаы",)),
+        ("@ru~ КНДР", 33, ("КНДРы",)),
+        ("@ru~ Пхеньян", 33, ("Пхеньяны",)),
+    ]
+
+
+def test_inflections_name_a_marked_term_the_dictionary_leaves_as_written() -> None:
+    assert inflections("КНДР~ AND ракета~", ALIASES)[0] == ("КНДР~", 1, ())
+    assert "ракетами" in inflections("КНДР~ AND ракета~", ALIASES)[1].forms

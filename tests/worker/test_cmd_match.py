@@ -309,3 +309,30 @@ def test_a_match_says_which_spelling_of_an_alias_member_fired(
         {"matched": "Shoygu", "alias": "@leaders", "member": "Шойгу"},
     ]
     assert "spellings" not in rows[1]  # the member as written fired
+
+
+def test_a_match_names_the_form_of_a_marked_term_that_fired(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "watchlists.yaml").write_text(
+        "aliases:\n  dprk: [КНДР, Северная Корея, Пхеньян]\n"
+        "watchlists:\n  - id: ru\n    title: Launches\n"
+        "    query: '@dprk~ AND (\"баллистическая ракета\"~ OR запуск)'\n",
+        encoding="utf-8",
+    )
+    items = write_items(
+        tmp_path,
+        json.dumps({"id": "a", "title": "В Пхеньяне заявили о пуске баллистических ракет"}),
+        json.dumps({"id": "b", "title": "Северная Корея объявила о запуске спутника"}),
+    )
+    status, rows, _ = run(["--config-dir", str(tmp_path), items], capsys)
+    assert status == 0
+    # the hits are the forms as the item has them; запуск was not marked: "b" does not match
+    assert rows == [
+        {
+            "id": "a",
+            "watchlist": "ru",
+            "terms": ["Пхеньяне", "баллистических ракет"],
+            "snippet": "В Пхеньяне заявили о пуске баллистических ракет",
+        }
+    ]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from alerts.explain_forms import NOT_INFLECTED
 from tests.conftest import REPO
 from tests.helpers.configdir import write_config
 from worker.config import ConfigCache, ConfigError, load_config
@@ -206,3 +207,37 @@ def test_check_explain_lists_each_member_s_other_spellings(config_dir: Path) -> 
     assert lines[shoigu + 1] == "    spellings: Shoygu, Shoigu"
     assert lines[lines.index("  Putin") + 1].startswith("  ")  # no spellings line for Latin
     assert not lines[lines.index("  Putin") + 1].startswith("    spellings")
+
+
+def test_check_explain_lists_the_forms_the_marked_terms_of_a_watch_list_take(
+    config_dir: Path,
+) -> None:
+    watchlists = {
+        "aliases": {"dprk": ["КНДР", "Пхеньян", "North Korea"]},
+        "watchlists": [
+            {"id": "marked", "title": "Marked", "channels": ["console"],
+             "query": '@dprk~ AND ("баллистическая ракета"~ OR КНДР~ OR запуск)',
+             "exclude": "учения~"},
+            {"id": "option", "title": "Option", "query": "ракета AND missile",
+             "russian_forms": True, "channels": ["console"]},
+            {"id": "plain", "title": "Plain", "query": "ракета", "channels": ["console"]},
+        ],
+    }  # fmt: skip
+    write_config(config_dir, watchlists=watchlists)
+    explain = ("--explain", "marked", "--explain", "option", "--explain", "plain")
+    done = run_cli("check", "--config-dir", str(config_dir), *explain)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()[1:]
+    assert lines[0] == "marked"
+    assert lines[1:3] == ["  query: @dprk~ КНДР", f"    forms: {NOT_INFLECTED}"]
+    assert lines[3] == "  query: @dprk~ Пхеньян" and "пхеньяне" in lines[4]
+    assert lines[5] == '  query: "баллистическая ракета"~'
+    assert "баллистических ракет" in lines[6].split(", ")
+    assert lines[7:9] == ["  query: КНДР~", f"    forms: {NOT_INFLECTED}"]
+    assert lines[9] == "  exclude: учения~" and "учениях" in lines[10]  # запуск: as written
+    assert lines[11:13] == ["option (russian_forms: every Cyrillic term)", "  query: ракета"]
+    assert lines[13].startswith("    forms: ракеты, ")  # missile has no Russian forms
+    assert lines[14:] == ["plain", "  no term takes Russian forms (mark one with ~, e.g. ракета~)"]
+    alias = run_cli("check", "--config-dir", str(config_dir), "--explain", "dprk")
+    assert alias.stdout.splitlines()[-1] == "  used by: marked (@dprk~)"
+    assert "    russian_forms: пхеньяна, " in alias.stdout

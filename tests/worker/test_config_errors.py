@@ -114,3 +114,50 @@ def test_no_pydantic_wording_reaches_the_admin(problems: list[str]) -> None:
     text = "\n".join(problems)
     for pydantic_words in ("Extra inputs", "Field required", "Input should", "Value error"):
         assert pydantic_words not in text
+
+
+MARKERS = """\
+aliases:
+  dprk: [КНДР, "Северная Корея~"]
+  en: [DPRK]
+watchlists:
+  - id: ok
+    title: Marked terms compile
+    query: '"баллистическая ракета"~ OR ракета~ OR КНДР~'
+  - id: latin
+    title: A Latin term
+    query: 'missile~ AND ракета~'
+  - id: wildcard
+    title: Both
+    query: 'ракет*~'
+    exclude: '"ракета~"'
+  - id: aliases
+    title: Aliases
+    query: '@en~ OR ракета'
+  - id: member
+    title: A marked alias member
+    query: '@dprk AND ракета~'
+"""
+
+
+def test_a_misplaced_russian_forms_marker_names_file_line_and_what_is_wrong(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "watchlists.yaml").write_text(MARKERS)
+    (tmp_path / "feeds.yaml").write_text("feeds: []\n")
+    (tmp_path / "channels.yaml").write_text("channels: []\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path)
+    assert [str(issue).removeprefix(f"{tmp_path}/") for issue in err.value.issues] == [
+        "watchlists.yaml:10: watchlists[1].query: ~ asks for Russian forms, but 'missile' has "
+        "no Cyrillic letters (only Russian terms are inflected) (column 8)",
+        "watchlists.yaml:13: watchlists[2].query: a term takes * or ~, not both: the wildcard "
+        "already matches every ending (column 7)",
+        "watchlists.yaml:14: watchlists[2].exclude: put ~ after the closing quote to mark a "
+        'phrase ("баллистическая ракета"~) (column 8)',
+        "watchlists.yaml:17: watchlists[3].query: ~ asks for Russian forms, but alias @en has "
+        "no Cyrillic member without * (only Russian terms are inflected) (column 4)",
+        "watchlists.yaml:20: watchlists[4].query: alias @dprk: ~ goes in the query, not on an "
+        "alias member: write @name~ there for the forms of the alias's Russian members "
+        "(column 1)",
+    ]
