@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 import sqlalchemy as sa
+from hypothesis import settings
 
 from tests.helpers.configdir import write_config
 from tests.helpers.processes import Service
@@ -19,6 +20,11 @@ from worker.db import make_engine, upgrade
 PG_BASE = os.environ.get("WATCHFLOOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_BASE = os.environ.get("WATCHFLOOR_TEST_REDIS", "redis://127.0.0.1:6379")
 REPO = Path(__file__).resolve().parents[1]
+
+# No timed assertion in a test: Hypothesis's per-example deadline would fail a correct test on
+# a loaded machine, so it is off for the whole suite.
+settings.register_profile("watchfloor", deadline=None)
+settings.load_profile("watchfloor")
 
 
 @pytest.fixture(autouse=True)

@@ -35,11 +35,11 @@ OURS = [
 WITH_NAIVE = {name for name in OURS if "|" in name}
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_quick_run_prints_every_figure(db: str) -> None:
     argv = [sys.executable, str(REPO / "bench" / "console.py"), "--quick", "--db", db]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=55, check=False, cwd=REPO)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=290, check=False, cwd=REPO)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert re.search(rf"^plan: phrases, stories and item times in {NUMBER} s", out, re.M), out
