@@ -79,8 +79,9 @@ def poll_due_feeds() -> int:
     with rt.sessions.begin() as session:
         _sync_config(session, config, now)
         heartbeats.beat(session, "beat", now)
-        due = feeds_store.count_due(session, now)
-    rings = planning.doorbell_rings(due, rt.settings.poll_batch, rt.settings.poll_rings)
+        batch, most = rt.settings.poll_batch, rt.settings.poll_rings
+        due = feeds_store.count_due(session, now, cap=batch * max(most, 1))
+    rings = planning.doorbell_rings(due, batch, most)
     for _ in range(rings):  # a ring not answered soon is stale: the next beat rings again
         poll_due.apply_async(expires=rt.settings.beat_interval * 4)
     return rings

@@ -161,8 +161,18 @@ def test_claim_batch_takes_the_longest_due_first_up_to_its_limit(sessions) -> No
         first = feeds.claim_batch(s, NOW, 4, LEASE)
     with sessions.begin() as s:
         rest = feeds.claim_batch(s, NOW, 4, LEASE)
-        assert feeds.count_due(s, NOW) == 0
+        assert feeds.count_due(s, NOW, cap=100) == 0
     assert (first, rest) == (["n2", "n3", "n4", "n5"], ["n0", "n1"])
+
+
+def test_the_doorbell_counts_due_feeds_up_to_its_cap(sessions) -> None:
+    sources = [FeedSource(id=f"n{n}", url=f"http://127.0.0.1/{n}") for n in range(6)]
+    _configure(sessions, sources)
+    with sessions.begin() as s:
+        for n in range(6):
+            s.get(Feed, f"n{n}").next_poll_at = NOW - timedelta(minutes=n)
+    with sessions.begin() as s:
+        assert [feeds.count_due(s, NOW, cap) for cap in (1, 4, 6, 100)] == [1, 4, 6, 6]
 
 
 def test_feeds_the_config_no_longer_holds_or_disables_are_never_claimed(sessions) -> None:
@@ -170,7 +180,7 @@ def test_feeds_the_config_no_longer_holds_or_disables_are_never_claimed(sessions
     paused = FeedSource(id="paused", url="http://127.0.0.1/paused", enabled=False)
     _configure(sessions, [kept, paused])  # f1 left the config
     with sessions.begin() as s:
-        assert feeds.count_due(s, NOW) == 1
+        assert feeds.count_due(s, NOW, cap=100) == 1
         assert feeds.claim_batch(s, NOW, 10, LEASE) == ["kept"]
     _configure(sessions, [kept, paused.model_copy(update={"enabled": True})], NOW + LEASE)
     with sessions.begin() as s:  # back in the config: claimable again

@@ -208,14 +208,17 @@ def release(session: Session, feed_ids: Sequence[str], now: datetime) -> None:
         session.execute(update(Feed).where(Feed.id.in_(list(feed_ids))).values(next_poll_at=now))
 
 
-def count_due(session: Session, now: datetime) -> int:
-    """How many feeds are due: how hard beat rings the poll workers' doorbell."""
-    return session.scalar(due_count_query(now)) or 0
+def count_due(session: Session, now: datetime, cap: int) -> int:
+    """How many feeds are due, up to ``cap``: how hard beat rings the poll workers' doorbell.
+
+    Beat rings at most ``poll_rings`` batches, so it never needs to count past
+    ``poll_batch * poll_rings``; the cap keeps each beat's read small at 100,000 feeds."""
+    return session.scalar(due_count_query(now, cap)) or 0
 
 
-def due_count_query(now: datetime) -> Select[int]:
+def due_count_query(now: datetime, cap: int) -> Select[int]:
     due = (Feed.next_poll_at <= now) & Feed.active.is_(True) & Feed.disabled_reason.is_(None)
-    return select(func.count()).select_from(Feed).where(due)
+    return select(func.count()).select_from(select(Feed.id).where(due).limit(cap).subquery())
 
 
 def record_poll(session: Session, feed_id: str, record: PollRecord, now: datetime) -> int:

@@ -22,7 +22,7 @@ KEEP_BANDS = timedelta(days=3)
 FEED_IDS = [f"feed-{n}" for n in range(500)]
 
 QUERIES: dict[str, Callable[[datetime], ClauseElement]] = {
-    "poll doorbell": lambda now: feeds.due_count_query(now),
+    "poll doorbell": lambda now: feeds.due_count_query(now, 200 * 8),
     "claim due feeds": lambda now: feeds.batch_claim_statement(now, 200, timedelta(minutes=5)),
     "new items by url": lambda now: items.known_lookup(
         "canonical_url", [(f"feed-{n}", f"https://news.example.org/feed-{n}/1") for n in range(40)]
