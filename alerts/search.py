@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from alerts.textnorm import fold, is_hangul
 
 MAX_TERMS = 12  # a search box, not a query language: more words add nothing but cost
 _WORD = re.compile(r"\w+")
+_HANGUL = "\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f"  # the ranges of textnorm.is_hangul
+_RUN = re.compile(f"[{_HANGUL}]+|[^{_HANGUL}]+")
+_CACHED_WORD = 40  # longer words are rare and would make the cache's memory unbounded
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +39,7 @@ def tokens(text: str) -> list[str]:
     """The index tokens of ``text``: Hangul runs as syllable pairs, other words whole."""
     out: list[str] = []
     for word in _WORD.findall(fold(text).text):
-        out.extend(_word_tokens(word))
+        out.extend(_cached_tokens(word) if len(word) <= _CACHED_WORD else _word_tokens(word))
     return out
 
 
@@ -88,6 +92,11 @@ def tsquery(terms: list[SearchTerm]) -> str:
     return " & ".join(parts)
 
 
+@lru_cache(maxsize=65536)  # an item's words are mostly words every item has
+def _cached_tokens(word: str) -> tuple[str, ...]:
+    return tuple(_word_tokens(word))
+
+
 def _word_tokens(word: str) -> list[str]:
     """A folded word's tokens: Hangul runs as overlapping syllable pairs, the rest whole."""
     out: list[str] = []
@@ -101,14 +110,7 @@ def _word_tokens(word: str) -> list[str]:
 
 def _runs(word: str) -> list[tuple[str, bool]]:
     """``word`` cut where it passes between Hangul and other characters."""
-    runs: list[tuple[str, bool]] = []
-    for char in word:
-        hangul = is_hangul(char)
-        if runs and runs[-1][1] == hangul:
-            runs[-1] = (runs[-1][0] + char, hangul)
-        else:
-            runs.append((char, hangul))
-    return runs
+    return [(run, is_hangul(run[0])) for run in _RUN.findall(word)]
 
 
 def _ts_word(token: str) -> str:

@@ -12,9 +12,11 @@ import yaml
 
 Path_ = tuple[str | int, ...]
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-# Far beyond any real config, far below what could hurt: validation walks the expanded data.
+# What aliases may add to a file's own nodes and text: far beyond any real use of anchors, far
+# below what could hurt (validation walks the expanded data). A file without aliases is bound
+# by the file cap alone (worker.config.MAX_FILE_BYTES): 20,000 feeds are 180,000 nodes.
 MAX_NODES = 100_000
-MAX_CHARS = 4_000_000  # text of every scalar, aliases expanded (the file cap is 4 MB)
+MAX_CHARS = 4_000_000
 MAX_YAML_DEPTH = 64
 # libyaml when PyYAML was built with it (a 30 MB comment: 0.3 s, against minutes)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -117,11 +119,14 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 
 def _too_big(root: yaml.Node) -> tuple[int, str] | None:
-    """(line, problem) when the document is nested too deeply or its aliases expand to more
-    than ``MAX_NODES`` nodes. Each distinct node is sized once (iteratively, children first),
-    so a billion-laughs costs as much as its few hundred bytes."""
+    """(line, problem) when the document is nested too deeply or its aliases add more than
+    ``MAX_NODES`` nodes (or ``MAX_CHARS`` of text) to what the file itself holds. Each distinct
+    node is sized once (iteratively, children first), so a billion-laughs costs as much as its
+    few hundred bytes. Children come first, so a node's distinct descendants are all counted
+    in ``len(size)`` when it is sized: without aliases its size never exceeds that count."""
     size: dict[int, int] = {}
     chars: dict[int, int] = {}
+    distinct_chars = 0
     stack: list[tuple[yaml.Node, int]] = [(root, 0)]
     while stack:
         node, depth = stack[-1]
@@ -139,10 +144,11 @@ def _too_big(root: yaml.Node) -> tuple[int, str] | None:
         size[id(node)] = 1 + sum(size[id(c)] for c in children)
         own = len(node.value) if isinstance(node, yaml.ScalarNode) else 0
         chars[id(node)] = own + sum(chars[id(c)] for c in children)
-        if size[id(node)] > MAX_NODES:
+        distinct_chars += own
+        if size[id(node)] > MAX_NODES + len(size):
             problem = f"aliases expand this to more than {MAX_NODES:,} values (an alias bomb?)"
             return node.start_mark.line + 1, problem
-        if chars[id(node)] > MAX_CHARS:
+        if chars[id(node)] > MAX_CHARS + distinct_chars:
             problem = f"holds more than {MAX_CHARS:,} characters of text, aliases expanded"
             return node.start_mark.line + 1, problem
     return None

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from alerts.search import fts5_query, index_text, parse_search, tokens, tsquery
+from alerts.textnorm import fold, is_hangul
 
 
 def test_hangul_runs_are_indexed_as_syllable_pairs_other_words_whole() -> None:
@@ -54,3 +58,31 @@ def test_fts5_finds_words_in_three_languages(query: str, found: list[int]) -> No
         "SELECT rowid FROM t WHERE t MATCH ? ORDER BY rowid", (fts5_query(parse_search(query)),)
     )
     assert [r[0] for r in rows] == found
+
+
+def _tokens_char_by_char(text: str) -> list[str]:
+    """The tokenizer as first written: runs cut character by character with is_hangul."""
+    out: list[str] = []
+    for word in re.findall(r"\w+", fold(text).text):
+        runs: list[list[str]] = []
+        for char in word:
+            if runs and is_hangul(runs[-1][0][0]) == is_hangul(char):
+                runs[-1].append(char)
+            else:
+                runs.append([char])
+        for chars in runs:
+            run = "".join(chars)
+            pairs = [run[i : i + 2] for i in range(len(run) - 1)]
+            out.extend(pairs if is_hangul(run[0]) and len(run) > 1 else [run])
+    return out
+
+
+@given(st.text(alphabet=st.sampled_from("ab ㄱㅏ가각힣ᄀ북한의Ωд-_1 \u3131\u318e\uac00\ud7a3")))
+def test_the_run_regex_cuts_words_as_the_character_loop_did(text: str) -> None:
+    assert tokens(text) == _tokens_char_by_char(text)
+    assert tokens(text) == tokens(text)  # a second call, from the word cache
+
+
+def test_long_words_are_tokenized_without_the_cache() -> None:
+    word = "북한" * 40 + "x" * 50
+    assert tokens(word) == _tokens_char_by_char(word)

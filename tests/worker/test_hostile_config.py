@@ -81,6 +81,31 @@ def test_an_alias_bomb_is_refused_with_its_line_and_never_expanded(
     assert int(peak.split()[1]) < 100 * 1024 * 1024
 
 
+def test_a_large_file_without_aliases_is_not_taken_for_a_bomb() -> None:
+    """20,000 feeds are 180,000 values: the alias guard counts what aliases add, not size."""
+    entries = "".join(
+        f"  - {{id: f{n}, url: 'http://h{n % 50}.example/{n}', interval: 1h, min_interval: 5m}}\n"
+        for n in range(20_000)
+    )
+    doc = load_yaml(f"feeds:\n{entries}", "feeds.yaml")
+    assert doc.issues == []
+    assert len(doc.data["feeds"]) == 20_000
+    assert doc.lines[("feeds", 19_999, "url")] == 20_001
+
+
+def test_a_bomb_inside_a_large_file_is_still_refused() -> None:
+    entries = "".join(f"  - {{id: f{n}, url: 'http://h/{n}'}}\n" for n in range(20_000))
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, c in zip("abcde", "bcdef", strict=True)
+    )
+    doc = load_yaml(f"{bomb}feeds:\n{entries}", "feeds.yaml")
+    assert [i.problem for i in doc.issues] == [
+        "aliases expand this to more than 100,000 values (an alias bomb?)"
+    ]
+    assert doc.data is None
+
+
 def test_shared_anchors_still_load_and_report_lines() -> None:
     text = "base: &base {url: 'http://x/', interval: 5m}\ncopy: *base\nother: [*base, *base]\n"
     doc = load_yaml(text, "f.yaml")
