@@ -39,9 +39,13 @@ def store() -> Iterator[sa.Engine]:
         engine.dispose()
 
 
+NOT_TABLE_READS = ("Subquery Scan", "Function Scan")
+
+
 def scans(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """The plan's reads of tables and indexes (a subquery scan reads its child's rows)."""
-    if "Scan" in plan.get("Node Type", "") and plan["Node Type"] != "Subquery Scan":
+    """The plan's reads of tables and indexes (a subquery scan reads its child's rows, a
+    function scan the values of the statement, such as ``unnest`` of the band keys)."""
+    if "Scan" in plan.get("Node Type", "") and plan["Node Type"] not in NOT_TABLE_READS:
         yield plan
     for child in plan.get("Plans", []):
         yield from scans(child)

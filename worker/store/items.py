@@ -12,7 +12,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Delete, Select, delete, func, insert, select, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    Delete,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    true,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from alerts.search import index_text
@@ -193,10 +206,9 @@ def band_index(session: Session, keys: Iterable[int], since: datetime) -> dict[i
     dropped, ``band_lookup``)."""
     keys = sorted(set(keys))
     index: dict[int, set[int]] = {}
+    lookup = band_lookup_capped if session.get_bind().dialect.name == "postgresql" else band_lookup
     for start in range(0, len(keys), _KEYS_PER_LOOKUP):  # a key's stories all in one chunk
-        for key, story_id in session.execute(
-            band_lookup(keys[start : start + _KEYS_PER_LOOKUP], since)
-        ):
+        for key, story_id in session.execute(lookup(keys[start : start + _KEYS_PER_LOOKUP], since)):
             index.setdefault(key, set()).add(story_id)
     return informative_keys(index)
 
@@ -242,6 +254,33 @@ def band_lookup(
         .subquery()
     )
     return select(found.c.key, found.c.story_id).where(found.c.shared_by <= limit)
+
+
+def band_lookup_capped(
+    keys: Sequence[int], since: datetime, limit: int = MAX_STORIES_PER_KEY
+) -> Select[int, int]:
+    """``band_lookup`` on PostgreSQL, which stops reading a key at ``limit + 1`` stories.
+
+    The window count of ``band_lookup`` reads every row of a stock phrase's key before it
+    drops it: at 400,000 stored items a poll batch's lookup took most of the poll. Here
+    each key reads its newest stories backward along the primary key (``key, story_id``)
+    and stops at ``limit + 1`` in the window; ``informative_keys`` drops a key that has that
+    many, so the index it builds is the same.
+    """
+    wanted = (
+        func.unnest(bindparam("band_keys", list(keys), type_=ARRAY(BigInteger)))
+        .table_valued("key")
+        .render_derived(name="wanted")
+    )
+    hits = (
+        select(StoryBand.story_id)
+        .join(Story, Story.id == StoryBand.story_id)
+        .where(StoryBand.key == wanted.c.key, Story.last_seen >= since)
+        .order_by(StoryBand.story_id.desc())
+        .limit(limit + 1)
+        .lateral("hits")
+    )
+    return select(wanted.c.key, hits.c.story_id).select_from(wanted.join(hits, true()))
 
 
 def members_lookup(story_ids: Sequence[int]) -> Select[int | None, str | None, datetime]:

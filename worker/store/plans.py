@@ -31,7 +31,9 @@ QUERIES: dict[str, Callable[[datetime], ClauseElement]] = {
         "guid", [(f"feed-{n}", f"feed-{n}/1") for n in range(40)]
     ),
     "feed rhythms": lambda now: items.seen_lookup(FEED_IDS[:200], now - RHYTHM_SPAN),
-    "story window": lambda now: items.band_lookup(list(range(1000, 1040)), now - STORY_WINDOW),
+    "story window": lambda now: items.band_lookup_capped(
+        list(range(1000, 1040)), now - STORY_WINDOW
+    ),
     "story members": lambda now: items.members_lookup(list(range(1, 30))),
     "prune items": lambda now: items.prune_items_statement(now - KEEP_ITEMS),
     "prune story bands": lambda now: items.prune_bands_statement(now - KEEP_BANDS),
