@@ -97,8 +97,13 @@ def page_runtime(tmp_path: Path, db_url: str, feed: dict[str, Any]) -> Iterator[
         runtime.engine.dispose()
 
 
-def today() -> str:
-    return datetime.now(UTC).strftime("%Y.%m.%d")
+def today(ahead: timedelta = timedelta()) -> str:
+    """The date of the poll's clock: a poll ``ahead`` of now in the last hour of a UTC day
+    would find a row dated by the wall clock more than a day old."""
+    return (datetime.now(UTC) + ahead).strftime("%Y.%m.%d")
+
+
+POLL_AHEAD = timedelta(hours=1)  # the hostile-page polls run an hour ahead of the wall clock
 
 
 def test_a_new_row_alerts_once_on_its_articles_text(rt: Runtime, site: Site) -> None:
@@ -269,7 +274,7 @@ def test_hostile_pages_are_refused_or_capped_and_nothing_crashes(
     monkeypatch.setattr(guard, "blocked_reason", lambda ip: None if ip == site_ip else real(ip))
     rt.settings = replace(rt.settings, allow_private_urls=False)
     with Site("127.0.0.2") as private:  # a service on the host that no feed may reach
-        private.put("/x", list_page([("/news/1", "Private page", today())]))
+        private.put("/x", list_page([("/news/1", "Private page", today(POLL_AHEAD))]))
         private.put("/news/1", article("Private", "North Korea fires ICBM from Pyongyang."))
         _hostile_pages(rt, site, private)
         assert private.requests() == []
@@ -278,7 +283,7 @@ def test_hostile_pages_are_refused_or_capped_and_nothing_crashes(
 def _hostile_pages(rt: Runtime, site: Site, private: Site) -> None:
 
     def poll() -> pipeline.PollOutcome:
-        return pipeline.poll_feed(rt, "mou-press", now=datetime.now(UTC) + timedelta(hours=1))
+        return pipeline.poll_feed(rt, "mou-press", now=datetime.now(UTC) + POLL_AHEAD)
 
     site.put("/releases", b"<html><body>" + b"<p>x</p>" * (50 * 1024 * 1024 // 8))  # 50 MB
     outcome = poll()
@@ -292,15 +297,15 @@ def _hostile_pages(rt: Runtime, site: Site, private: Site) -> None:
         site.put("/releases", "", status=302, headers=(("Location", target),))
         outcome = poll()
         assert outcome.status == "error" and "BlockedURLError" in outcome.error
-    deep = "<div>" * 200_000 + list_page([("/news/1", "Deep", today())])
+    deep = "<div>" * 200_000 + list_page([("/news/1", "Deep", today(POLL_AHEAD))])
     site.put("/releases", deep)
     assert poll().status in ("ok", "error")  # read or refused, in bounded time
     # follow links to private addresses and other schemes: refused, the items kept
     rows = [
-        ("file:///etc/passwd", "File", today()),
-        ("http://10.0.0.1/article", "Private", today()),
-        (private.url("/news/1"), "Loopback", today()),
-        ("/news/ok", "North Korea fires ICBM from Pyongyang", today()),
+        ("file:///etc/passwd", "File", today(POLL_AHEAD)),
+        ("http://10.0.0.1/article", "Private", today(POLL_AHEAD)),
+        (private.url("/news/1"), "Loopback", today(POLL_AHEAD)),
+        ("/news/ok", "North Korea fires ICBM from Pyongyang", today(POLL_AHEAD)),
     ]
     site.put("/news/ok", article("Fine", "An ordinary article."))
     site.put("/releases", list_page(rows))
