@@ -18,12 +18,11 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from alerts.textnorm import fold, is_hangul
+from alerts.textnorm import HANGUL_CLASS, fold, is_hangul
 
 MAX_TERMS = 12  # a search box, not a query language: more words add nothing but cost
 _WORD = re.compile(r"\w+")
-_HANGUL = "\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f"  # the ranges of textnorm.is_hangul
-_RUN = re.compile(f"[{_HANGUL}]+|[^{_HANGUL}]+")
+_RUN = re.compile(f"[{HANGUL_CLASS}]+|[^{HANGUL_CLASS}]+")
 _CACHED_WORD = 40  # longer words are rare and would make the cache's memory unbounded
 
 

@@ -101,6 +101,10 @@ def fold_term(text: str) -> str:
     return fold(text).text.strip(" ")
 
 
+# Hangul syllables, jamo and compatibility jamo: is_hangul's ranges, as a regex class
+HANGUL_CLASS = "\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f"
+
+
 def is_hangul(char: str) -> bool:
     code = ord(char)
     return 0xAC00 <= code <= 0xD7A3 or 0x1100 <= code <= 0x11FF or 0x3130 <= code <= 0x318F

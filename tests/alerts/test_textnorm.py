@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alerts import textnorm
-from alerts.textnorm import _fold_slow, fold, fold_term, is_hangul, snippet
+from alerts.textnorm import HANGUL_CLASS, _fold_slow, fold, fold_term, is_hangul, snippet
 
 
 @pytest.mark.parametrize(
@@ -155,3 +155,8 @@ def test_every_char_the_fast_path_takes_folds_as_the_full_fold() -> None:
         assert fast == _fold_slow(char).text, hex(code)
     common = [*range(0x80), *range(0x400, 0x480), *range(0xAC00, 0xD780)]  # Hangul but 36
     assert passed.issuperset(common)
+
+
+def test_the_hangul_regex_class_holds_exactly_what_is_hangul_accepts() -> None:
+    one = re.compile(f"[{HANGUL_CLASS}]")
+    assert all(bool(one.fullmatch(chr(c))) == is_hangul(chr(c)) for c in range(0x10000))

@@ -203,7 +203,7 @@ def _item_row(feed_id: str, item: FeedItem, now: datetime) -> dict[str, Any]:
 
 def band_index(session: Session, keys: Iterable[int], since: datetime) -> dict[int, set[int]]:
     """Which stories seen since ``since`` each of ``keys`` points at (over-shared keys
-    dropped, ``band_lookup``)."""
+    dropped: ``band_lookup_capped`` on PostgreSQL, ``band_lookup`` elsewhere)."""
     keys = sorted(set(keys))
     index: dict[int, set[int]] = {}
     lookup = band_lookup_capped if session.get_bind().dialect.name == "postgresql" else band_lookup
