@@ -21,7 +21,8 @@ configured ``interval`` 5m between ``WATCHFLOOR_MIN_INTERVAL`` 1m and
 publication; an item that fell off the window before any poll saw it is missed.
 
 WebSub runs in real time, because its delay is the machinery's: flask-websub's hub (from
-PyPI) in a process of its own, ``watchfloor web`` taking pushes at ``/websub/...`` on a
+PyPI) in processes of its own (its web process and its Celery worker, on Redis),
+``watchfloor web`` taking pushes at ``/websub/...`` on a
 SQLite store, and ``--push-events`` publications spread over the sources. Each publication
 adds an item to the farm and pings the hub, which fetches the feed and pushes it; the delay
 is from the publication to the item's row (``items.fetched_at``, in the transaction that
@@ -61,6 +62,7 @@ from worker import planning  # noqa: E402
 CORPUS = REPO.parent / "shared" / "corpus" / "real"
 EPOCH = datetime(2026, 11, 1, tzinfo=UTC)  # virtual time 0: the start of the measured days
 HISTORY = planning.RHYTHM_SPAN
+HUB_BROKER = "redis://127.0.0.1:6379/15"  # the hub's Celery broker (a queue of its own)
 CADENCE = planning.Cadence(
     interval=timedelta(minutes=5),
     min_interval=timedelta(minutes=1),
@@ -230,8 +232,9 @@ def simulate(name: str, farm: Farm, days: float, next_interval: Rule, rng: rando
         seen[n] = {f"{s.name}-{k}" for k in range(s.published_by(0.0))}
     first = CADENCE.interval.total_seconds() if name.startswith("adaptive") else None
     queue = [
-        (rng.uniform(0, first or next_interval(n, history[n], 0.0)), n) for n in range(len(sources))
-    ]  # type: ignore[operator]
+        (rng.uniform(0, first or next_interval(n, history[n], 0.0, False)), n)
+        for n in range(len(sources))
+    ]
     heapq.heapify(queue)
     with httpx.Client(transport=transport, trust_env=False) as client:
         while queue:
@@ -292,7 +295,8 @@ def websub_stack(tmp: Path, sources: Sequence[Source]) -> Iterator[tuple[Farm, o
     """A farm naming flask-websub's hub, the hub, and ``watchfloor web`` as the callback."""
     import yaml
 
-    from tests.helpers.processes import Service, free_port, service_env, wait_until, watchfloor
+    from tests.helpers.processes import free_port, service_env, wait_until, watchfloor
+    from tests.helpers.websub_hub import start_hub
     from worker.runtime import build_runtime
     from worker.settings import load_settings
 
@@ -311,11 +315,7 @@ def websub_stack(tmp: Path, sources: Sequence[Source]) -> Iterator[tuple[Farm, o
     )
     db = f"sqlite:///{tmp / 'watchfloor.db'}"
     env = service_env(tmp, config, db, None, WATCHFLOOR_PUBLIC_URL=f"http://127.0.0.1:{web_port}")
-    hub = Service(
-        [sys.executable, "-m", "tests.helpers.websub_hub", str(hub_port), str(tmp / "hub.db")],
-        env,
-        tmp / "hub.log",
-    )
+    hub = start_hub(tmp, env, HUB_BROKER, hub_port)  # its web process and Celery worker
     rt = build_runtime(load_settings(env))
     from worker.db import upgrade
 
@@ -329,7 +329,6 @@ def websub_stack(tmp: Path, sources: Sequence[Source]) -> Iterator[tuple[Farm, o
             return False
 
     try:
-        assert wait_until(lambda: up(hub_url, "POST")), hub.log()
         assert wait_until(lambda: up(f"http://127.0.0.1:{web_port}/healthz", "GET")), web.log()
         yield farm, rt, hub_url
     finally:
@@ -342,6 +341,7 @@ def websub_stack(tmp: Path, sources: Sequence[Source]) -> Iterator[tuple[Farm, o
 def measure_websub(sources: Sequence[Source], events: int, rng: random.Random) -> Result:
     import sqlalchemy as sa
 
+    from tests.helpers.processes import wait_until
     from worker import pipeline
     from worker.models import Item, PushState, utcnow
     from worker.store import push as push_store
@@ -352,9 +352,13 @@ def measure_websub(sources: Sequence[Source], events: int, rng: random.Random) -
         for n in range(len(sources)):
             pipeline.poll_feed(rt, f"s{n}")  # type: ignore[attr-defined]
         maintain(rt, utcnow())  # type: ignore[arg-type]
-        with rt.sessions() as session:  # type: ignore[attr-defined]
-            live = [s for s in push_store.every(session).values() if s.state == PushState.LIVE]
-        assert len(live) == len(sources), f"{len(live)} of {len(sources)} subscriptions live"
+
+        def live() -> int:  # the hub verifies each subscription from its worker, afterwards
+            with rt.sessions() as session:  # type: ignore[attr-defined]
+                subs = push_store.every(session).values()
+                return sum(s.state == PushState.LIVE for s in subs)
+
+        assert wait_until(lambda: live() == len(sources)), f"{live()} of {len(sources)} live"
         published: dict[str, datetime] = {}
         for k in range(events):
             n = rng.randrange(len(sources))
