@@ -32,7 +32,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy feeds alerts common worker web
-	$(BIN)/pytest -p no:cacheprovider -n $(TEST_JOBS) $(PYTEST_ARGS)
+	$(BIN)/pytest -p no:cacheprovider -n $(TEST_JOBS) --durations=20 $(PYTEST_ARGS)
 
 # The README's screenshots, from the browser tests (a real poll into a real console).
 screenshots: $(VENV)/.installed-test

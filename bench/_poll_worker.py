@@ -12,12 +12,14 @@ statements). ``batched`` is what a ``poll_due`` task does (``pipeline.poll_due``
 batch of due feeds, fetch them at once, write them in one transaction) until no feed is
 due; ``sequential`` polls ``--feeds-file``'s ids one after another (``pipeline.poll_feed``,
 a batch of one). ``--filing one-at-a-time`` files each new item as before batching (commit
-3453814): the first-poll baseline.
+3453814): the first-poll baseline. With ``WATCHFLOOR_BENCH_PROFILE=PREFIX`` set, each process
+also writes a cProfile of its polling to ``PREFIX.MODE.FILING.PID.pstats``.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import logging
 import os
@@ -103,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_gc()
     print("ready", flush=True)
     sys.stdin.readline()
+    profile = os.environ.get("WATCHFLOOR_BENCH_PROFILE")  # a path prefix: one pstats file each
+    profiler = cProfile.Profile() if profile else None
+    if profiler:
+        profiler.enable()
     tally, wall, cpu = Tally(), time.perf_counter(), time.process_time()
     if args.mode == "batched":
         feeds = pipeline.poll_due(rt, LEASE, float("inf"), tally)
@@ -111,6 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             tally(pipeline.poll_feed(rt, feed_id))
         feeds = len(ids)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(f"{profile}.{args.mode}.{args.filing}.{os.getpid()}.pstats")
     out = {
         "feeds": feeds,
         "wall": wall,

@@ -240,7 +240,7 @@ def filing_line(label: str, r: Run, stories: int) -> str:
     wall, cpu, statements = r.filing_ms()
     return (
         f"{label}: stories {wall:.2f} ms per new item ({r.filing['items']:,} items, "
-        f"{stories:,} stories; cpu {cpu:.2f} ms, {statements:.1f} SQL statements per item), "
+        f"{stories:,} stories; cpu {cpu:.2f} ms, {statements:.3f} SQL statements per item), "
         f"whole first poll {r.wall / max(r.new_items, 1) * 1000:.2f} ms per new item"
     )
 
