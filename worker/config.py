@@ -27,6 +27,10 @@ from worker.yamlsource import ConfigIssue, YamlDocument, field_name, load_yaml
 log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
 FILES = ("feeds.yaml", "watchlists.yaml", "channels.yaml")
+# More sources than one file's cap holds (or one file per desk or region): feeds.d/*.yaml,
+# each read as a feeds.yaml, read in name order after it.
+FEEDS_DIR = "feeds.d"
+MAX_FEED_FILES = 64  # 64 files at the 4 MB cap: far past 100,000 sources
 
 
 class ChannelsFile(BaseModel):
@@ -98,9 +102,32 @@ def _read_text(path: Path) -> tuple[str | None, str | None]:
         return None, f"not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x})"
 
 
+def feed_files(config_dir: Path) -> tuple[list[str], str | None]:
+    """The ``feeds.d/*.yaml`` files as names relative to ``config_dir``, in name order, and
+    why some were left out (too many, or the directory cannot be listed)."""
+    folder = config_dir / FEEDS_DIR
+    try:
+        if not folder.is_dir():
+            return [], None
+        names = sorted(e.name for e in os.scandir(folder) if e.name.endswith((".yaml", ".yml")))
+    except OSError as exc:
+        return [], f"cannot list: {exc.strerror or exc}"
+    if len(names) > MAX_FEED_FILES:
+        return [], f"{len(names)} files: at most {MAX_FEED_FILES} are read"
+    return [f"{FEEDS_DIR}/{name}" for name in names], None
+
+
+def config_files(config_dir: Path) -> tuple[list[str], list[ConfigIssue]]:
+    """Every file the config reads, as names relative to ``config_dir``."""
+    extra, problem = feed_files(config_dir)
+    where = str(config_dir / FEEDS_DIR)
+    return [*FILES, *extra], [ConfigIssue(where, 1, "(directory)", problem)] if problem else []
+
+
 def read_texts(config_dir: Path) -> tuple[dict[str, str], list[ConfigIssue]]:
-    texts, issues = {}, []
-    for name in FILES:
+    names, issues = config_files(config_dir)
+    texts = {}
+    for name in names:
         text, problem = _read_text(config_dir / name)
         if text is None:
             issues.append(ConfigIssue(str(config_dir / name), 1, "(file)", problem or "?"))
@@ -169,6 +196,24 @@ def _unique(doc: YamlDocument, key: str, ids: list[str | None], issues: list[Con
             line = doc.line_of((key, i, "id"))
             issues.append(ConfigIssue(doc.file, line, f"{key}[{i}].id", f"duplicate id {ident!r}"))
         seen.add(ident)
+
+
+def _unique_across(docs: list[YamlDocument], key: str, issues: list[ConfigIssue]) -> None:
+    """An id used twice, in one file or in two, is reported where it comes again, naming
+    where it was first."""
+    first: dict[str, str] = {}
+    for doc in docs:
+        for i, ident in enumerate(_raw_ids(doc, key)):
+            if not isinstance(ident, str):
+                continue
+            line = doc.line_of((key, i, "id"))
+            if ident in first:
+                problem = f"duplicate id {ident!r}"
+                if not first[ident].startswith(f"{doc.file}:"):
+                    problem += f" (first in {first[ident]})"
+                issues.append(ConfigIssue(doc.file, line, f"{key}[{i}].id", problem))
+            else:
+                first[ident] = f"{doc.file}:{line}"
 
 
 def _check_references(doc: YamlDocument, channels: set[str], issues: list[ConfigIssue]) -> None:
@@ -261,14 +306,22 @@ def _check_ops_channel(doc: YamlDocument, issues: list[ConfigIssue]) -> None:
 
 
 def _in_file_order(issues: list[ConfigIssue]) -> list[ConfigIssue]:
-    order = {name: i for i, name in enumerate(FILES)}
-    return sorted(issues, key=lambda i: (order.get(Path(i.file).name, len(FILES)), i.line))
+    """feeds.yaml, then feeds.d/ in name order, then watchlists.yaml and channels.yaml."""
+
+    def rank(issue: ConfigIssue) -> tuple[int, str, int]:
+        path = Path(issue.file)
+        if FEEDS_DIR in (path.parent.name, path.name):
+            return 1, path.name, issue.line
+        place = {FILES[0]: 0, FILES[1]: 2, FILES[2]: 3}
+        return place.get(path.name, 4), "", issue.line
+
+    return sorted(issues, key=rank)
 
 
 def signature(config_dir: Path) -> tuple[Any, ...]:
     """Cheap change detector: (name, mtime_ns, size) of each file."""
     out: list[tuple[str, int | None, int | None]] = []
-    for name in FILES:
+    for name in config_files(config_dir)[0]:
         try:
             st = (config_dir / name).stat()
             out.append((name, st.st_mtime_ns, st.st_size))
@@ -291,26 +344,29 @@ def config_from_texts(
     issues: list[ConfigIssue] | None = None,
     sig: tuple[Any, ...] = (),
 ) -> Config:
-    """The config the three files' ``texts`` make (errors name them in ``config_dir``)."""
+    """The config the files' ``texts`` make (errors name them in ``config_dir``): the three
+    files, and the ``feeds.d/`` files ``texts`` holds."""
     issues = list(issues or [])
     feeds_doc, wl_doc, ch_doc = (_parse(config_dir, name, texts, issues) for name in FILES)
-    feeds = _validate(feeds_doc, FeedsFile, issues)
+    more = sorted(name for name in texts if name.startswith(f"{FEEDS_DIR}/"))
+    feed_docs = [feeds_doc, *(_parse(config_dir, name, texts, issues) for name in more)]
+    feeds = [_validate(doc, FeedsFile, issues) for doc in feed_docs]
     wl = _validate(wl_doc, WatchListsFile, issues)
     channels = _validate(ch_doc, ChannelsFile, issues)
-    for doc, key in ((feeds_doc, "feeds"), (wl_doc, "watchlists"), (ch_doc, "channels")):
+    _unique_across(feed_docs, "feeds", issues)
+    for doc, key in ((wl_doc, "watchlists"), (ch_doc, "channels")):
         _unique(doc, key, _raw_ids(doc, key), issues)
     _check_ops_channel(ch_doc, issues)
     if ch_doc.data is not None or not ch_doc.issues:  # not when channels.yaml is unreadable
         _check_references(wl_doc, _channel_ids(ch_doc), issues)
-    if feeds_doc.data is not None or not feeds_doc.issues:
-        _check_sources(
-            wl_doc, {i for i in _raw_ids(feeds_doc, "feeds") if isinstance(i, str)}, issues
-        )
+    if all(doc.data is not None or not doc.issues for doc in feed_docs):
+        ids = {i for doc in feed_docs for i in _raw_ids(doc, "feeds") if isinstance(i, str)}
+        _check_sources(wl_doc, ids, issues)
     matcher = _compile(wl_doc, wl, issues)
-    if issues or not (feeds and wl and channels and matcher):
+    if issues or not (all(feeds) and wl and channels and matcher):
         raise ConfigError(_in_file_order(issues))
     return Config(
-        feeds=feeds.feeds,
+        feeds=tuple(f for file in feeds if file for f in file.feeds),
         watchlists=wl.watchlists,
         aliases=wl.aliases,
         channels={c.id: c for c in channels.channels},

@@ -89,7 +89,8 @@ def _configured(
     """What the poller reads from a configured source, and its articles when it follows."""
     source = load_config(config_dir).feed(feed_id)
     if source is None:
-        raise LookupError(f"no feed {feed_id!r} in {config_dir / 'feeds.yaml'}")
+        places = f"{config_dir / 'feeds.yaml'} or {config_dir / 'feeds.d'}/"
+        raise LookupError(f"no feed {feed_id!r} in {places}")
     headers = dict(source.headers)
     if source.render == "browser":
         result = render_page(
