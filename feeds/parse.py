@@ -78,6 +78,35 @@ _PREFIXED_ITEM_TOKEN = re.compile(
     rf"<(?:(/?)(?:[A-Za-z_][\w.-]*+:)?(?:item|entry)(?=[\s/>])[^>]*+|{_STEP_OVER})", re.DOTALL
 )
 _STEP_OVER_ENDS = (("<![CDATA[", "]]>"), ("<!--", "-->"), ("<?", "?>"))
+# Item tags the scan does not count but feedparser does (it folds case: <ITEM>, <Entry>), and
+# the prefixes of item tags with the namespaces they are bound to: an item of a namespace
+# feedparser ignores is counted by the scan only. Either can make the two disagree item by
+# item while their counts agree, so such a document gets no digests (and no skip).
+_CASED_ITEM_TAG = re.compile(
+    r"</?(?:[A-Za-z_][\w.-]*:)?(?!(?:item|entry)[\s/>])(?i:item|entry)(?=[\s/>])"
+)
+_PREFIXED_ITEM_TAG = re.compile(r"</?([A-Za-z_][\w.-]*):(?:item|entry)(?=[\s/>])")
+_PREFIX_DECLARATION = re.compile(r"xmlns:([A-Za-z_][\w.-]*)\s*=\s*([\"'])(.*?)\2", re.DOTALL)
+# the namespaces whose <item>/<entry> feedparser 6 reads as items: those its parser maps to
+# no prefix, lowercased as it compares them (tests/feeds/test_parse_skip.py checks this
+# against the installed feedparser)
+_FEED_NAMESPACES = frozenset(
+    {
+        "",
+        "http://backend.userland.com/rss",
+        "http://blogs.law.harvard.edu/tech/rss",
+        "http://purl.org/rss/1.0/",
+        "http://my.netscape.com/rdf/simple/0.9/",
+        "http://example.com/newformat#",
+        "http://example.com/necho",
+        "http://purl.org/echo/",
+        "uri/of/echo/namespace#",
+        "http://purl.org/pie/",
+        "http://purl.org/atom/ns#",
+        "http://www.w3.org/2005/atom",
+        "http://purl.org/rss/1.0/modules/rss091#",
+    }
+)
 _ITEM_DATE = re.compile(
     r"<(?:[A-Za-z_][\w.-]*:)?(?:pubDate|published|updated|date|issued|modified)\s*>"
     r"([^<]{1,100})<"
@@ -112,6 +141,10 @@ def parse_feed(
         raise ParseError(f"parse took longer than {time_limit:g}s") from None
     except RecursionError:
         raise ParseError("document nested too deeply") from None
+    except ParseError:
+        raise
+    except Exception as exc:  # a hostile document must not sink the poll batch it came in
+        raise ParseError(f"unreadable: {type(exc).__name__}: {exc}"[:300]) from exc
 
 
 def _xml_feed(text: str, url: str, now: datetime | None, seen: frozenset[str]) -> ParsedFeed:
@@ -138,6 +171,7 @@ def _xml_feed(text: str, url: str, now: datetime | None, seen: frozenset[str]) -
         self_url=next(iter(_links(feed.get("links"), "self")), None),
         digests=cut.digests if len(entries) == cut.read else (),
         total_items=len(items) + cut.skipped + cut.capped,
+        capped=cut.capped_digests if len(entries) == cut.read else (),
     )
 
 
@@ -334,20 +368,49 @@ class _XmlCut:
     skipped: int  # items cut out as seen before
     capped: int  # unseen items cut out by the cap
     note: str | None  # the cap's warning
+    capped_digests: tuple[str, ...] = ()  # theirs, when there are digests
 
 
 def _cut_xml_items(text: str, seen: frozenset[str]) -> _XmlCut:
     """The document without the items seen before and those over the cap, all else kept."""
     spans, exact = _item_spans(text)
+    exact = exact and _items_agree(text)
     digests = tuple(item_digest(text[start:end]) for start, end in spans) if exact else ()
     unseen = _unseen(digests, seen, len(spans))
     what = "items" if len(unseen) == len(spans) else "unseen items"
     kept, note = _newest(unseen, lambda i: _timestamp(_xml_date(text, spans[i])), what)
     if len(kept) < len(spans):
         text = _without(text, spans, set(kept))
+    capped = sorted(set(unseen) - set(kept)) if digests else []
     return _XmlCut(
-        text, digests, len(kept), len(spans) - len(unseen), len(unseen) - len(kept), note
+        text,
+        digests,
+        len(kept),
+        len(spans) - len(unseen),
+        len(unseen) - len(kept),
+        note,
+        tuple(digests[i] for i in capped),
     )
+
+
+def _items_agree(text: str) -> bool:
+    """Whether feedparser reads as items exactly the tags the scan takes for items: no item
+    tag in another case, and every prefix of an item tag bound only to a feed namespace."""
+    if _CASED_ITEM_TAG.search(text):
+        return False
+    prefixes = {m.group(1) for m in _PREFIXED_ITEM_TAG.finditer(text)} if ":" in text else set()
+    if not prefixes:
+        return True
+    bound: dict[str, set[bool]] = {}
+    for m in _PREFIX_DECLARATION.finditer(text):
+        bound.setdefault(m.group(1), set()).add(_feed_namespace(m.group(3)))
+    return all(bound.get(p) == {True} for p in prefixes)
+
+
+def _feed_namespace(uri: str) -> bool:
+    """As feedparser matches namespaces: without case, any backend.userland.com/rss* alike."""
+    lowered = uri.strip().lower()
+    return lowered in _FEED_NAMESPACES or "backend.userland.com/rss" in lowered
 
 
 def _unseen(digests: Sequence[str], seen: frozenset[str], count: int) -> list[int]:
@@ -457,10 +520,11 @@ def _json_feed(text: str, url: str, now: datetime | None, seen: frozenset[str]) 
     base = _str(doc.get("feed_url")) or url
     found = [i for i in items if isinstance(i, dict)]
     digests = _json_digests(found)
-    unseen = [found[i] for i in _unseen(digests, seen, len(found))]
-    what = "items" if len(unseen) == len(found) else "unseen items"
-    kept, note = _newest(unseen, _json_timestamp, what)
-    entries = (_json_entry(i) for i in kept)
+    unseen_at = _unseen(digests, seen, len(found))
+    what = "items" if len(unseen_at) == len(found) else "unseen items"
+    kept_at, note = _newest(unseen_at, lambda i: _json_timestamp(found[i]), what)
+    capped = sorted(set(unseen_at) - set(kept_at)) if digests else []
+    entries = (_json_entry(found[i]) for i in kept_at)
     return ParsedFeed(
         title=clean_text(_str(doc.get("title")), html=False, limit=1000),
         items=tuple(normalize_entry(e, base_url=base, now=now) for e in entries),
@@ -473,6 +537,7 @@ def _json_feed(text: str, url: str, now: datetime | None, seen: frozenset[str]) 
         self_url=_str(doc.get("feed_url")) or None,
         digests=digests,
         total_items=len(found),
+        capped=tuple(digests[i] for i in capped),
     )
 
 
@@ -521,5 +586,5 @@ def _iso_date(value: Any) -> datetime | None:
         pass
     try:
         return parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # a zone of +99999999999999
         return None

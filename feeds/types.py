@@ -45,6 +45,9 @@ class ParsedFeed:
     # pass them back as ``skip`` next poll. Empty when the items could not be delimited.
     digests: tuple[str, ...] = ()
     total_items: int = 0  # items in the document, the skipped and capped ones included
+    # The digests of unseen items the cap left unread (a subset of ``digests``): after a
+    # first poll they are the backlog, seen; after a later one, a burst still to read.
+    capped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from alerts.controls import hold_until
 from alerts.watchlists import WatchList
 from common.errors import IngestError
 from feeds.sources import FeedSource
-from feeds.types import FeedItem, FetchResult
+from feeds.types import FeedItem, FetchResult, ParsedFeed
 from worker.models import DeliveryStatus
 from worker.store.feeds import FeedState, PollRecord
 from worker.store.silences import SilenceRecord
@@ -123,6 +123,16 @@ def crosses_failing_threshold(feed: FeedState, threshold: timedelta, now: dateti
 
 def failing_since(feed: FeedState) -> datetime:
     return feed.last_success_at or feed.created_at
+
+
+def digests_seen(parsed: ParsedFeed, first_poll: bool) -> tuple[str, ...]:
+    """The items a poll records as seen, for the next poll to skip unread. Items the cap
+    left unread are the backlog on a first poll (seen, as the first-poll rule has it); on a
+    later one they are a burst bigger than the cap, left unseen so the next poll reads them."""
+    if first_poll or not parsed.capped:
+        return parsed.digests
+    unread = set(parsed.capped)
+    return tuple(d for d in parsed.digests if d not in unread)
 
 
 def alertable(

@@ -24,6 +24,7 @@ from feeds.parse import parse_feed
 from feeds.render import render_page
 from feeds.sources import FeedSource
 from feeds.types import FetchResult, ParsedFeed
+from worker import planning
 from worker.pages import read_page
 from worker.runtime import Runtime
 from worker.store.feeds import FeedState
@@ -155,4 +156,8 @@ def _parse(
     else:
         body, kind = result.body or b"", result.content_type
         parsed = parse_feed(body, url=result.url, content_type=kind, skip=feed.item_digests)
+        seen = planning.digests_seen(parsed, feed.first_poll)
+        if seen != parsed.digests:  # a burst past the cap: the rest is read next poll
+            parsed = replace(parsed, digests=seen)
+            stored_hash, result = None, replace(result, etag=None, last_modified=None)
     return Read(source, feed, "ok", result=result, parsed=parsed, body_hash=stored_hash)

@@ -408,3 +408,39 @@ def test_a_watchdog_that_fires_while_starting_raises_in_the_block(
     thread.start()
     thread.join(60)
     assert outcomes == ["cut", "after"]
+
+
+# A zone offset whose minutes overflow a timedelta: email.utils raises OverflowError.
+OVERFLOWING_DATE = "Mon, 01 Jan 2020 00:00:00 +99999999999999999999"
+
+
+def test_a_date_that_overflows_is_no_date_and_the_item_is_read() -> None:
+    doc = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "J",
+        "items": [{"id": "x1", "title": "Harbour closed", "date_published": OVERFLOWING_DATE}],
+    }
+    [item] = parse(json.dumps(doc).encode()).items
+    assert (item.title, item.published_at) == ("Harbour closed", None)
+    rss = (
+        "<?xml version='1.0'?><rss version='2.0'><channel><title>W</title>"
+        + "".join(
+            f"<item><guid>g{n}</guid><title>t{n}</title><pubDate>{OVERFLOWING_DATE}</pubDate></item>"
+            for n in range(MAX_ITEMS + 1)  # over the cap: items are ranked by date
+        )
+        + "</channel></rss>"
+    )
+    assert len(parse(rss.encode()).items) == MAX_ITEMS
+
+
+def test_any_failure_reading_a_document_is_a_parse_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hostile document that finds a library's unexpected exception fails as that feed's
+    ParseError, so the poll batch it came in goes on (tests/worker/test_poll_hostile.py)."""
+    import feedparser
+
+    def broken(*_: object, **__: object) -> None:
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr(feedparser, "parse", broken)
+    with pytest.raises(ParseError, match="unreadable: OverflowError: date value out of range"):
+        parse(b"<rss version='2.0'><channel><title>W</title></channel></rss>")

@@ -192,3 +192,13 @@ def test_doorbell_rings_once_per_batch_of_due_feeds_up_to_its_cap() -> None:
 
     assert [doorbell_rings(due, 200, 8) for due in (0, 1, 200, 201, 5_000)] == [0, 1, 1, 2, 8]
     assert doorbell_rings(10, 200, 0) == 1  # a cap below one still rings
+
+
+def test_items_the_cap_left_unread_are_seen_after_a_first_poll_only() -> None:
+    from feeds.types import ParsedFeed
+
+    parsed = ParsedFeed("Wire", (), digests=("a", "b", "c", "d"), capped=("b", "d"))
+    assert planning.digests_seen(parsed, first_poll=True) == ("a", "b", "c", "d")  # backlog
+    assert planning.digests_seen(parsed, first_poll=False) == ("a", "c")  # read next poll
+    whole = replace(parsed, capped=())
+    assert planning.digests_seen(whole, first_poll=False) == ("a", "b", "c", "d")
