@@ -142,8 +142,10 @@ def subscribe(p: Push) -> None:
         assert feed is not None and (feed.hub_url, feed.topic_url) == (p.hub_url, p.topic)
     steps = maintain(p.rt, utcnow())
     assert [(s.action, s.error) for s in steps] == [(Action.SUBSCRIBE, None)]
-    # the hub took the request (202) and verifies our intent from its worker, afterwards
+    # the hub took the request (202) and verifies our intent from its worker, afterwards;
+    # it stores the subscription once we have answered, so wait for that too
     assert wait_until(lambda: p.subscription().state == PushState.LIVE), p.hub.log()
+    assert wait_until(lambda: len(p.hub_rows()) == 1), p.hub.log()
 
 
 def test_subscribe_verify_and_a_push_alerts_once(push: Push) -> None:
