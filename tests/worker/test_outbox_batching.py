@@ -10,6 +10,7 @@ from worker.outbox.batching import (
     allowed_now,
     channel_cap,
     channel_steps,
+    may_start,
     pick,
 )
 
@@ -26,6 +27,22 @@ def test_pick_takes_each_channel_up_to_its_cap_in_order_and_leaves_the_rest() ->
     candidates = [("a1", "a"), ("b1", "b"), ("a2", "a"), ("a3", "a"), ("b2", "b")]
     assert pick(candidates, {"a": 2, "b": 5}) == (["a1", "b1", "a2", "b2"], ["a3"])
     assert pick([], {"a": 1}) == ([], [])
+
+
+def test_pick_takes_no_more_channels_than_there_are_sending_lanes() -> None:
+    candidates = [("a1", "a"), ("b1", "b"), ("c1", "c"), ("a2", "a"), ("d1", "d")]
+    caps, widths = {"a": 5, "b": 5, "c": 5, "d": 5}, {"a": 2, "b": 1, "c": 2, "d": 1}
+    # 4 lanes: a (2) and b (1) fit, c (2) does not, d (1) still does
+    assert pick(candidates, caps, widths, 4) == (["a1", "b1", "a2", "d1"], ["c1"])
+    assert pick([("a1", "a")], caps, {"a": 8}, 4) == (["a1"], [])  # the first always goes
+    assert pick(candidates, caps) == ([c[0] for c in candidates], [])
+
+
+def test_a_send_may_start_only_while_it_can_end_within_half_the_lease() -> None:
+    assert may_start(0.0, 10.0, LEASE) and may_start(140.0, 10.0, LEASE)
+    assert not may_start(141.0, 10.0, LEASE)  # 141 + 10 s > 150 s
+    # a timeout over half the lease: sends start only in the lease's first tenth
+    assert may_start(30.0, 600.0, LEASE) and not may_start(31.0, 600.0, LEASE)
 
 
 def test_allowed_now_counts_the_window_and_never_goes_negative() -> None:

@@ -21,6 +21,7 @@ from worker.outbox.transitions import (
     Follow,
     Hold,
     IllegalTransition,
+    Release,
     Requeue,
     RowState,
     Sent,
@@ -42,12 +43,13 @@ EVENTS: dict[str, Event] = {
     "batch": Batch(),
     "follow": Follow("dg_1", sent=True),
     "requeue": Requeue(),
+    "release": Release(),
 }
 # Which events apply to a due row in each status (a sending row's lease is stale here).
 ALLOWED = {
     S.PENDING: {"claim"},
     S.FAILED: {"claim"},
-    S.SENDING: {"claim", "sent", "failed", "hold"},
+    S.SENDING: {"claim", "sent", "failed", "hold", "release"},
     S.DIGEST: {"batch"},
     S.HELD: {"batch"},
     S.BATCHED: {"follow"},
@@ -122,6 +124,12 @@ def test_a_hold_is_not_an_attempt() -> None:
     held = transition(state(S.SENDING, 1), Hold(until, "rate limit 2 per 1m"), NOW, POLICY)
     assert (held.status, held.attempts, held.next_attempt_at) == (S.HELD, 0, until)
     assert held.last_error == "rate limit 2 per 1m"
+
+
+def test_a_release_gives_a_claimed_row_back_due_now_and_is_not_an_attempt() -> None:
+    released = transition(state(S.SENDING, 2), Release(), NOW, POLICY)
+    assert (released.status, released.attempts, released.claimed_at) == (S.PENDING, 1, None)
+    assert released.next_attempt_at == NOW and claimable(released, NOW, LEASE)
 
 
 def test_digest_and_held_rows_batch_when_due() -> None:

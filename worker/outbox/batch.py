@@ -9,7 +9,11 @@ dozen per alert, and one kept-alive connection per receiver shared by the sendin
 
 Each channel's rows go out in the order they were made, at most ``concurrency`` in flight
 (``alerts.controls.ChannelControls``); a batch claims no more of a channel's rows than it
-can send within half the lease (``batching.channel_cap``), and leaves the rest for the next.
+can send within half the lease (``batching.channel_cap``), and no more channels than the
+process has sending threads for; it leaves the rest for the next. Should the threads still
+fall behind (two batches at once in one process), a row whose send could no longer end
+within half the lease is not sent but given back (``transitions.Release``) and enqueued
+again: a lease never runs out under a send, so no row is sent twice.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from datetime import datetime
 import structlog
 from sqlalchemy.orm import Session
 
+from alerts.controls import RetryPolicy
 from common.errors import DeliveryError
 from worker.config import Config
 from worker.models import DeliveryStatus, utcnow
@@ -39,7 +44,7 @@ from worker.outbox.deliver import (
 )
 from worker.outbox.messages import Built
 from worker.outbox.store import Kind, OutboxRow
-from worker.outbox.transitions import Hold
+from worker.outbox.transitions import Hold, Release
 from worker.runtime import Runtime
 from worker.store import channels as channels_store
 
@@ -60,6 +65,7 @@ class _Result:
     row: OutboxRow
     built: Built | None
     error: DeliveryError | None
+    released: bool = False  # not sent: too late in its lease to start
 
 
 def deliver_batch(rt: Runtime, ids: Sequence[str], now: datetime | None = None) -> BatchOutcome:
@@ -68,7 +74,8 @@ def deliver_batch(rt: Runtime, ids: Sequence[str], now: datetime | None = None) 
     with rt.sessions.begin() as session:
         candidates = outbox_store.claim_candidates(session, ids, now, lease)
         caps = {channel_id: _cap(config, channel_id, rt) for _, channel_id in candidates}
-        take, later = batching.pick(candidates, caps)
+        widths = {channel_id: _width(config, channel_id) for _, channel_id in candidates}
+        take, later = batching.pick(candidates, caps, widths, SEND_THREADS)
         outbox_store.mark_enqueued(session, Kind.DELIVERY, later, now)
         rows = outbox_store.claim_many(session, take, now, lease)
         rows, held = _hold_over_rate_limits(session, config, rows, now)
@@ -77,9 +84,14 @@ def deliver_batch(rt: Runtime, ids: Sequence[str], now: datetime | None = None) 
             channel_id: channels_store.health(session, channel_id).disabled_reason
             for channel_id in {row.channel_id for row in rows}
         }
-    results = _send_all(rt, rows, built, disabled)
+    results = _send_all(rt, rows, built, disabled, now)
     outcomes, enqueue = _record(rt, results)
     return BatchOutcome(held + outcomes, enqueue + later)
+
+
+def _width(config: Config, channel_id: str) -> int:
+    channel = config.channels.get(channel_id)
+    return channel.concurrency if channel else 1
 
 
 def _cap(config: Config, channel_id: str, rt: Runtime) -> int:
@@ -122,25 +134,33 @@ def _send_all(
     rows: list[OutboxRow],
     built: dict[str, Built | LookupError],
     disabled: dict[str, str | None],
+    claimed: datetime,
 ) -> list[_Result]:
-    """Send every row; returns the results in the order they finished."""
+    """Send every row that can still be sent within half its lease (claimed at
+    ``claimed``); returns the results in the order they finished."""
     queues: dict[str, deque[OutboxRow]] = {}
     for row in rows:
         queues.setdefault(row.channel_id, deque()).append(row)
     results: list[_Result] = []
     lock = threading.Lock()
+    config, lease = rt.config.current(), rt.settings.delivery_lease
 
     def lane(channel_id: str, queue: deque[OutboxRow]) -> None:
+        channel = config.channels.get(channel_id)
+        worst = channel.worst_send_seconds() if channel else 0.0
         while True:
             with lock:
                 if not queue:
                     return
                 row = queue.popleft()
-            result = _send_one(rt, row, built[row.id], disabled.get(channel_id))
+            elapsed = (utcnow() - claimed).total_seconds()
+            if batching.may_start(elapsed, worst, lease):
+                result = _send_one(rt, row, built[row.id], disabled.get(channel_id))
+            else:
+                result = _Result(row, None, None, released=True)
             with lock:
                 results.append(result)
 
-    config = rt.config.current()
     lanes = []
     for channel_id, queue in queues.items():
         channel = config.channels.get(channel_id)
@@ -173,6 +193,12 @@ def _record(rt: Runtime, results: list[_Result]) -> tuple[list[DeliveryOutcome],
     outcomes: list[DeliveryOutcome] = []
     enqueue: list[str] = []
     with rt.sessions.begin() as session:
+        for result in (r for r in results if r.released):
+            policy = RetryPolicy()  # Release moves no retry schedule
+            if outbox_store.apply(session, result.row, Release(), now, policy) is not None:
+                outcomes.append(DeliveryOutcome(result.row.id, S.PENDING.value))
+                enqueue.append(result.row.id)
+        results = [r for r in results if not r.released]
         sent = [r for r in results if r.error is None]
         won = {row.id for row in outbox_store.mark_sent(session, [r.row for r in sent], now)}
         steps = batching.channel_steps([(r.row.channel_id, r.error is None) for r in results])

@@ -24,19 +24,40 @@ def channel_cap(concurrency: int, send_seconds: float, lease: timedelta) -> int:
 
 
 def pick(
-    candidates: Sequence[tuple[str, str]], caps: Mapping[str, int]
+    candidates: Sequence[tuple[str, str]],
+    caps: Mapping[str, int],
+    widths: Mapping[str, int] | None = None,
+    lanes: int | None = None,
 ) -> tuple[list[str], list[str]]:
     """Split claimable (id, channel) pairs, oldest first, into the ids to claim now and the
-    ids left for the next batch once each channel's cap is reached."""
+    ids left for the next batch: once each channel's cap is reached, and for the channels
+    past ``lanes`` sending lanes (a channel takes ``widths[channel]``, the first always
+    goes): a cap holds only while each lane has a thread of its own."""
     taken: dict[str, int] = {}
+    used = 0
     now, later = [], []
     for row_id, channel_id in candidates:
-        if taken.get(channel_id, 0) < caps.get(channel_id, 1):
-            taken[channel_id] = taken.get(channel_id, 0) + 1
+        if channel_id not in taken:
+            width = (widths or {}).get(channel_id, 1)
+            if lanes is not None and taken and used + width > lanes:
+                later.append(row_id)
+                continue
+            taken[channel_id], used = 0, used + width
+        if taken[channel_id] < caps.get(channel_id, 1):
+            taken[channel_id] += 1
             now.append(row_id)
         else:
             later.append(row_id)
     return now, later
+
+
+def may_start(elapsed: float, send_seconds: float, lease: timedelta) -> bool:
+    """Whether a claimed row's send may still start ``elapsed`` seconds after the claim: it
+    must end within half the lease even if it runs to its timeout, or the lease could run
+    out under it and another worker send the row again. (A channel whose timeout is over
+    half the lease still starts sends in the lease's first tenth.)"""
+    half = lease.total_seconds() / 2
+    return elapsed <= max(half - send_seconds, half / 5)
 
 
 def allowed_now(limit_count: int, recent: int, waiting: int) -> int:

@@ -8,6 +8,7 @@ Deliveries and digests share it; a digest's members follow their digest (``Follo
     new row ─▶ pending | digest | silenced          (worker/planning.py plans which)
     pending|failed, due ─Claim─▶ sending            sending past its lease ─Claim─▶ sending
     sending ─Sent─▶ sent     ─Failed─▶ failed (attempts left) | dead     ─Hold─▶ held
+    sending ─Release─▶ pending (its batch ran out of time before sending it: no attempt)
     digest|held, due ─Batch─▶ batched ─Follow(digest sent|dead)─▶ sent | dead
     dead ─Requeue─▶ pending (attempts from 0, the same id)
 """
@@ -85,7 +86,13 @@ class Requeue:
     """An operator sends a dead row again (``watchfloor deliveries retry``)."""
 
 
-Event = Claim | Sent | Failed | Hold | Batch | Follow | Requeue
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A claimed row its worker will not send in time (``worker/outbox/batch.py``): given
+    back before its lease could run out under a send, so it is never sent twice."""
+
+
+Event = Claim | Sent | Failed | Hold | Batch | Follow | Requeue | Release
 
 
 class IllegalTransition(ValueError):
@@ -121,6 +128,12 @@ def transition(state: RowState, event: Event, now: datetime, policy: RetryPolicy
         attempts = max(state.attempts - 1, 0)  # nothing was sent
         held = replace(state, status=S.HELD, attempts=attempts, next_attempt_at=event.until)
         return replace(held, last_error=event.note)
+    if isinstance(event, Release):
+        _expect(state.status is S.SENDING, state, event)
+        attempts = max(state.attempts - 1, 0)  # nothing was sent
+        return replace(
+            state, status=S.PENDING, attempts=attempts, next_attempt_at=now, claimed_at=None
+        )
     if isinstance(event, Batch):
         _expect(batchable(state, now), state, event)
         return replace(state, status=S.BATCHED)
