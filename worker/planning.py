@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,7 +33,7 @@ CHANNEL_FAILING_EVERY = 10  # and again every this many more
 # Adaptive polling learns from the feed's items seen in the last two weeks, once it has five.
 RHYTHM_SPAN = timedelta(days=14)
 RHYTHM_SAMPLES = 5
-POLLS_PER_GAP = 8  # adaptive polls per mean gap between a feed's items
+POLLS_PER_GAP = 8  # adaptive polls per expected wait for a feed's next item
 
 
 # --- polling --------------------------------------------------------------------------------
@@ -61,24 +62,41 @@ def doorbell_rings(due: int, batch: int, most: int) -> int:
     return min(-(-due // batch), max(most, 1))
 
 
-def learned_interval(seen: Sequence[datetime], now: datetime, cadence: Cadence) -> timedelta:
-    """The interval a feed's own rhythm earns: the mean time between its items over the last
-    two weeks, divided by ``POLLS_PER_GAP``, within the bounds.
+def learned_interval(
+    seen: Sequence[datetime],
+    now: datetime,
+    cadence: Cadence,
+    watched_since: datetime | None = None,
+) -> timedelta:
+    """The interval a feed's own rhythm earns: how long its next item is expected to take,
+    given how long the feed has been quiet, divided by ``POLLS_PER_GAP``, within the bounds.
 
-    Every feed gets the same number of polls per item, so an item waits about an eighth of
-    its feed's gap: a wire that publishes every 8 minutes is polled every minute, one every
-    40 minutes every 5, a ministry that posts three times a day hourly (the bound). Most
-    items come from a few busy feeds, so this spends requests where the items are; the
-    square-root rule (the mean-delay optimum for a steady feed) spends more on quiet feeds:
-    bench/freshness.py measures both on the corpus' real timelines. Quiet time since the last
-    item counts, so a feed that stops publishing drifts to ``max_interval``. Fewer than five
-    items: ``interval``.
+    The expected wait is the mean residual gap over the last two weeks: of the feed's gaps
+    between items longer than its present quiet spell, the mean of what was left of them.
+    For a feed publishing at random (Poisson) it is the mean gap, this rule's old form, but
+    real feeds are not random: a bursty one (a flurry, then a lull) backs off once the
+    flurry is over and the next item is far away; a regular one (a column every 15 minutes)
+    is polled faster as its next item comes due. Polls gather at the moments items come,
+    which is what a median delay over items rewards: bench/freshness.py measures it on the
+    corpus' real timelines. Fewer than five gaps as long as the quiet spell (quieter than
+    its history can tell): the mean gap, quiet time included, so a feed that stops
+    publishing drifts to ``max_interval``.
+
+    Fewer than five items in two weeks: ``max_interval`` when the feed has been watched all
+    that time (``watched_since``: a quiet feed, for which the old rule spent the configured
+    interval), else ``interval`` (too new to tell).
     """
-    recent = [t for t in seen if now - RHYTHM_SPAN <= t <= now]
+    recent = sorted(t for t in seen if now - RHYTHM_SPAN <= t <= now)
     if len(recent) < RHYTHM_SAMPLES:
-        return cadence.interval
-    mean_gap = (now - min(recent)) / len(recent)
-    return min(max(mean_gap / POLLS_PER_GAP, cadence.min_interval), cadence.max_interval)
+        watched = watched_since is not None and watched_since <= now - RHYTHM_SPAN
+        return cadence.max_interval if watched else cadence.interval
+    quiet = now - recent[-1]
+    left = [b - a - quiet for a, b in itertools.pairwise(recent) if b - a > quiet]
+    if len(left) >= RHYTHM_SAMPLES:
+        wait = sum(left, timedelta()) / len(left)
+    else:
+        wait = (now - recent[0]) / len(recent)
+    return min(max(wait / POLLS_PER_GAP, cadence.min_interval), cadence.max_interval)
 
 
 def window_overflowed(

@@ -116,7 +116,7 @@ def _succeeded(
     if result is None:
         raise ValueError(f"feed {source.id}: a successful read without its fetch result")
     cadence = planning.Cadence.of(source, rt.settings.min_interval, rt.settings.max_interval)
-    learned = planning.learned_interval(seen, now, cadence)
+    learned = planning.learned_interval(seen, now, cadence, read.feed.created_at)
     live = push_plan.is_live(pushes.get(source.id), now)
     interval = push_plan.poll_interval(learned, live, rt.settings.push_poll_interval)
     parsed = read.parsed

@@ -226,15 +226,16 @@ def test_a_window_overflow_is_recorded_shown_and_polled_sooner(
 
 
 def test_a_quiet_feed_earns_a_longer_interval_written_and_followed(rt: Runtime, server: FeedServer):
-    """Ten items, one every 40 minutes: a mean gap of 36m (360 minutes over 10 items), polled
-    8 times per gap, every 4.5m (the feed's bounds are 1m, its own interval, to 1h)."""
+    """Ten items, one every 32 minutes, the last just now: the next is expected in 32
+    minutes, polled 8 times in that wait, every 4m (the feed's bounds are 1m, its own
+    interval, to 1h; planning.learned_interval)."""
     now = datetime.now(UTC)
-    gap = timedelta(minutes=40)
+    gap = timedelta(minutes=32)
     entries = [FeedEntry(f"g{n}", MISS, published=now - gap * n) for n in range(10)]
     server.publish("wire", *entries)
     pipeline.poll_feed(rt, "wire")
     feed = _feed(rt)
-    assert 260 <= feed.poll_interval_s <= 280
+    assert 230 <= feed.poll_interval_s <= 250
     waited = feed.next_poll_at - feed.last_polled_at  # the column keeps whole seconds
     assert abs(waited - timedelta(seconds=feed.poll_interval_s)) < timedelta(seconds=1)
 

@@ -113,7 +113,7 @@ def every(gap: timedelta, count: int) -> list[datetime]:
     return [NOW - gap * n for n in range(count)]
 
 
-def test_a_feed_is_polled_eight_times_per_gap_between_its_items() -> None:
+def test_a_steady_feed_is_polled_eight_times_per_gap_between_its_items() -> None:
     forty = planning.learned_interval(every(timedelta(minutes=40), 40), NOW, CADENCE)
     assert abs(forty - timedelta(minutes=5)) < timedelta(seconds=10)
     twenty = planning.learned_interval(every(timedelta(minutes=20), 50), NOW, CADENCE)
@@ -129,7 +129,7 @@ def test_busy_feeds_are_polled_more_often_and_quiet_ones_more_rarely_within_boun
     assert planning.learned_interval(wire, NOW, CADENCE) == MIN  # never below the bound
 
 
-def test_too_few_recent_items_keep_the_configured_interval() -> None:
+def test_too_few_recent_items_keep_the_configured_interval_until_watched_two_weeks() -> None:
     four = every(timedelta(seconds=10), 4)
     assert planning.learned_interval(four, NOW, CADENCE) == CADENCE.interval
     stale = every(timedelta(seconds=10), 50)
@@ -137,6 +137,12 @@ def test_too_few_recent_items_keep_the_configured_interval() -> None:
     assert planning.learned_interval(old, NOW, CADENCE) == CADENCE.interval
     future = [NOW + timedelta(days=1)] * 10  # a lying <pubDate> teaches nothing
     assert planning.learned_interval(future, NOW, CADENCE) == CADENCE.interval
+    new = NOW - timedelta(days=3)  # too new to tell a quiet feed from an unknown one
+    assert planning.learned_interval(four, NOW, CADENCE, new) == CADENCE.interval
+    watched = NOW - planning.RHYTHM_SPAN  # watched two weeks: four items is a quiet feed
+    assert planning.learned_interval(four, NOW, CADENCE, watched) == HOUR
+    assert planning.learned_interval(old, NOW, CADENCE, watched - timedelta(days=30)) == HOUR
+    assert planning.learned_interval([], NOW, CADENCE, watched) == HOUR
 
 
 def test_a_feed_that_stops_publishing_drifts_to_its_maximum() -> None:
@@ -145,6 +151,60 @@ def test_a_feed_that_stops_publishing_drifts_to_its_maximum() -> None:
     later = planning.learned_interval(burst, NOW + timedelta(hours=6), CADENCE)
     much_later = planning.learned_interval(burst, NOW + timedelta(days=10), CADENCE)
     assert soon < later < much_later == HOUR
+    gone = NOW + planning.RHYTHM_SPAN + timedelta(days=1)  # and stays there once watched
+    assert planning.learned_interval(burst, gone, CADENCE, NOW - timedelta(days=30)) == HOUR
+
+
+def flurries(count: int, size: int, within: timedelta, lull: timedelta) -> list[datetime]:
+    """``count`` flurries of ``size`` items ``within`` apart, ``lull`` between flurries,
+    the newest item just now."""
+    times, t = [], NOW
+    for _ in range(count):
+        for _ in range(size):
+            times.append(t)
+            t -= within
+        t += within
+        t -= lull
+    return times
+
+
+def test_a_bursty_feed_backs_off_once_its_flurry_is_over() -> None:
+    # flurries of 5 items a minute apart, 2 hours between flurries: mean gap 23.6 minutes
+    feed = flurries(20, 5, MIN, timedelta(hours=2))
+    mean_gap = (NOW - min(feed)) / len(feed)
+    assert mean_gap == timedelta(minutes=(20 * 4 + 19 * 120) / 100)
+    just_after = planning.learned_interval(feed, NOW + timedelta(seconds=10), CADENCE)
+    in_the_lull = planning.learned_interval(feed, NOW + timedelta(minutes=20), CADENCE)
+    # 10 s after an item, the flurry may go on or be over: its mean gap, as a steady feed
+    expected = (80 * timedelta(seconds=50) + 19 * timedelta(seconds=7190)) / 99
+    assert abs(just_after - expected / planning.POLLS_PER_GAP) < timedelta(seconds=1)
+    assert abs(just_after - mean_gap / planning.POLLS_PER_GAP) < timedelta(seconds=10)
+    # 20 minutes on, the flurry is over and the next is 100 minutes away
+    assert abs(in_the_lull - timedelta(minutes=100) / 8) < timedelta(seconds=1)
+
+
+def test_a_regular_feed_is_polled_faster_as_its_next_item_comes_due() -> None:
+    # an item every 50 then 30 minutes, in turn (30 gaps of each): mean gap 40 minutes
+    feed, t = [], NOW
+    for n in range(61):
+        feed.append(t)
+        t -= timedelta(minutes=30 if n % 2 else 50)
+    after = planning.learned_interval(feed, NOW + timedelta(minutes=1), CADENCE)
+    due = planning.learned_interval(feed, NOW + timedelta(minutes=28), CADENCE)
+    past_30 = planning.learned_interval(feed, NOW + timedelta(minutes=35), CADENCE)
+    # 1 minute in, the next is expected in 39 (29 or 49); 28 in, in 12 (2 or 22);
+    # 35 in, only the 50-minute gaps are left: in 15
+    assert abs(after - timedelta(minutes=39) / 8) < timedelta(seconds=1)
+    assert abs(due - timedelta(minutes=12) / 8) < timedelta(seconds=1)
+    assert abs(past_30 - timedelta(minutes=15) / 8) < timedelta(seconds=1)
+
+
+def test_a_quiet_spell_longer_than_five_of_its_gaps_falls_back_to_the_mean_gap() -> None:
+    feed = flurries(3, 5, MIN, timedelta(hours=2))  # 14 gaps, 2 of them over an hour
+    later = NOW + timedelta(hours=1)
+    mean_gap = (later - min(feed)) / len(feed)
+    learned = planning.learned_interval(feed, later, CADENCE)
+    assert abs(learned - mean_gap / planning.POLLS_PER_GAP) < timedelta(seconds=1)
 
 
 def test_bounds_come_from_the_feed_then_the_service_and_never_cross_its_interval() -> None:
