@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.channels import build_channel
+from alerts.channels import build_channel, close_channel
 from alerts.channels.base import Channel
 from feeds.fetch import FetchLimits
 from worker.config import ConfigCache
@@ -36,7 +36,7 @@ class Runtime:
         cached = self._channels.get(channel_id)
         if cached is None or cached[0] != config:
             if cached is not None:
-                _close(cached[1])  # kept-alive connections of the old entry
+                close_channel(cached[1])  # kept-alive connections of the old entry
             built = build_channel(config, allow_private=self.settings.allow_private_urls)
             self._channels[channel_id] = cached = (config, built)
         return cached[1]
@@ -44,14 +44,9 @@ class Runtime:
     def close(self) -> None:
         """Close the built channels' connections and the engine's pool."""
         for _, built in self._channels.values():
-            _close(built)
+            close_channel(built)
         self._channels.clear()
         self.engine.dispose()
-
-
-def _close(channel: Channel) -> None:
-    if callable(close := getattr(channel, "close", None)):
-        close()
 
 
 def build_runtime(settings: Settings | None = None) -> Runtime:

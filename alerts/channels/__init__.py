@@ -36,8 +36,16 @@ def build_channel(config: ChannelConfig, *, allow_private: bool = False) -> Chan
     return cls(config, allow_private=allow_private)
 
 
+def close_channel(channel: Channel) -> None:
+    """Close what a channel keeps open between sends (kept-alive HTTP or SMTP sessions), if
+    its type keeps anything."""
+    if callable(close := getattr(channel, "close", None)):
+        close()
+
+
 __all__ = [
     "CHANNEL_TYPES",
     "AnyChannelConfig",
     "build_channel",
+    "close_channel",
 ]

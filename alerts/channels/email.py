@@ -7,6 +7,10 @@ localhost, and no feed can change it.
 Reply handling: 4xx is transient, 5xx permanent, an auth failure permanent; a dropped
 connection, a timeout or a TLS failure is transient, so a fix to the config (the worker
 rebuilds a channel whose entry changed) can still deliver the alert on a later attempt.
+
+Sessions are kept and reused across sends (``smtp_pool``): a reused one the relay dropped
+before DATA is replaced once by a new one; after DATA went out a failure is never resent
+here, since the relay may hold the message (the outbox retries later, same Message-ID).
 """
 
 from __future__ import annotations
@@ -33,6 +37,13 @@ from pydantic import (
 )
 
 from alerts.channels.base import ChannelConfig, Seconds
+from alerts.channels.smtp_pool import (
+    SmtpConnection,
+    SmtpPool,
+    SmtpsConnection,
+    discard,
+    may_resend,
+)
 from alerts.render import clean_line, render_email
 from alerts.render_digest import render_digest_email
 from alerts.types import Alert, Digest
@@ -152,6 +163,7 @@ class EmailChannel:
 
     def __init__(self, config: EmailConfig, *, allow_private: bool = False, **_: Any) -> None:
         self.config = config
+        self._pool = SmtpPool(self._connect, keep=config.concurrency)
 
     def render(self, alert: Alert) -> EmailMessage:
         return self._render(render_email, alert)
@@ -186,28 +198,53 @@ class EmailChannel:
             log.warning("smtp refused some recipients", channel=self.config.id, refused=refused)
 
     def _deliver(self, message: EmailMessage) -> dict[str, tuple[int, bytes]]:
-        """Send with an explicit envelope: recipients come from config, never from headers."""
-        smtp = self.config.smtp
-        with self._connect() as client:
-            if smtp.username and smtp.password:
-                client.login(smtp.username, smtp.password.get_secret_value())
-            return client.send_message(
+        """Send on a pooled session; one that went stale while idle is replaced once."""
+        client, reused = self._pool.checkout()
+        try:
+            return self._transact(client, message)
+        except (smtplib.SMTPException, OSError) as exc:
+            if not (reused and may_resend(client, exc)):
+                raise
+            log.info("smtp session gone stale, resending", channel=self.config.id, error=str(exc))
+        return self._transact(self._pool.connect(), message)
+
+    def _transact(
+        self, client: SmtpConnection, message: EmailMessage
+    ) -> dict[str, tuple[int, bytes]]:
+        """One message with an explicit envelope: recipients come from config, never from
+        headers. The session goes back to the pool only when the send raised nothing."""
+        try:
+            refused = client.send_message(
                 message,
                 from_addr=addr_spec(self.config.from_),
                 to_addrs=[addr_spec(a) for a in self.config.to],
             )
+        except BaseException:
+            discard(client)
+            raise
+        self._pool.checkin(client)
+        return refused
 
-    def _connect(self) -> smtplib.SMTP:
+    def close(self) -> None:
+        """End the kept sessions (the runtime calls it when the channel is rebuilt)."""
+        self._pool.close()
+
+    def _connect(self) -> SmtpConnection:
+        """A session ready for MAIL: greeted, STARTTLS and AUTH done as configured."""
         smtp = self.config.smtp
         host, port, timeout = smtp.host, smtp.effective_port, smtp.timeout
+        client: SmtpConnection
         if smtp.security == "tls":
-            return smtplib.SMTP_SSL(host, port, timeout=timeout, context=_tls_context(smtp))
-        client = smtplib.SMTP(host, port, timeout=timeout)
-        if smtp.security == "starttls":
-            try:
+            client = SmtpsConnection(host, port, timeout=timeout, context=_tls_context(smtp))
+        else:
+            client = SmtpConnection(host, port, timeout=timeout)
+        try:
+            if smtp.security == "starttls":
                 client.starttls(context=_tls_context(smtp))
-                client.ehlo()
-            except BaseException:
-                client.close()
-                raise
+            client.ehlo_or_helo_if_needed()
+            if smtp.username and smtp.password:
+                client.login(smtp.username, smtp.password.get_secret_value())
+        except BaseException:
+            discard(client)
+            raise
         return client

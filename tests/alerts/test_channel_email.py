@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import os
 import socket
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from alerts.channels.email import EmailChannel, EmailConfig
+from alerts.channels.smtp_pool import IDLE_MAX, SmtpPool
 from common.errors import DeliveryError
 from tests.helpers.alerts import make_alert
 from tests.helpers.smtp import SMTPServer
@@ -40,7 +45,8 @@ def smtp() -> Iterator[SMTPServer]:
 
 
 def send(cfg: EmailConfig, **alert: Any) -> None:
-    EmailChannel(cfg).send(make_alert(**alert))
+    with closing(EmailChannel(cfg)) as channel:
+        channel.send(make_alert(**alert))
 
 
 def test_delivers_multipart_message_with_envelope_from_config(smtp: SMTPServer) -> None:
@@ -69,9 +75,9 @@ def test_hostile_title_injects_no_header_or_recipient(smtp: SMTPServer) -> None:
 
 
 def test_retry_reuses_message_id(smtp: SMTPServer) -> None:
-    channel = EmailChannel(config(smtp))
-    channel.send(make_alert())
-    channel.send(make_alert())
+    with closing(EmailChannel(config(smtp))) as channel:
+        channel.send(make_alert())
+        channel.send(make_alert())
     ids = {m.parsed()["Message-ID"] for m in smtp.messages}
     assert len(smtp.messages) == 2 and ids == {"<dlv_0f3c2a@watchfloor>"}
 
@@ -152,10 +158,10 @@ def test_server_replies_map_to_transient_or_permanent(
 
 def test_transient_failure_then_success(smtp: SMTPServer) -> None:
     smtp.fail("DATA", "452 4.3.1 Insufficient storage", times=1)
-    channel = EmailChannel(config(smtp))
-    with pytest.raises(DeliveryError):
+    with closing(EmailChannel(config(smtp))) as channel:
+        with pytest.raises(DeliveryError):
+            channel.send(make_alert())
         channel.send(make_alert())
-    channel.send(make_alert())
     assert len(smtp.messages) == 1
 
 
@@ -229,3 +235,139 @@ def test_config_defaults_and_empty_env_values() -> None:
     assert cfg.smtp.tls_verify is True and cfg.smtp.timeout == 10.0
     secret = config(security="starttls", username="alice", password="s3cret")
     assert "s3cret" not in repr(secret)
+
+
+# --- kept sessions (alerts/channels/smtp_pool.py) ------------------------------------------
+
+
+def message_ids(server: SMTPServer) -> list[str]:
+    return [m.parsed()["Message-ID"] for m in server.messages]
+
+
+def test_sends_share_one_session_until_the_channel_is_closed(smtp: SMTPServer) -> None:
+    channel = EmailChannel(config(smtp))
+    for n in range(3):
+        channel.send(make_alert(delivery_id=f"dlv_{n}"))
+    assert smtp.connections == 1 and len({m.peer for m in smtp.messages}) == 1
+    channel.close()  # as the runtime does when the channel's entry changes
+    with closing(channel):
+        channel.send(make_alert(delivery_id="dlv_3"))
+    assert smtp.connections == 2  # a closed channel's session is not reused
+    assert message_ids(smtp) == [f"<dlv_{n}@watchfloor>" for n in range(4)]
+
+
+def test_concurrent_sends_use_at_most_one_session_each(smtp: SMTPServer) -> None:
+    ids = [f"dlv_{n}" for n in range(24)]
+    with closing(EmailChannel(config(smtp, timeout="5s"))) as channel:
+        assert channel.config.concurrency == 4
+        with ThreadPoolExecutor(4) as threads:
+            list(threads.map(lambda i: channel.send(make_alert(delivery_id=i)), ids))
+    assert sorted(message_ids(smtp)) == sorted(f"<{i}@watchfloor>" for i in ids)  # each once
+    assert 1 <= smtp.connections <= 4
+
+
+def test_a_session_the_server_dropped_while_idle_is_replaced_and_the_message_sent_once() -> None:
+    with SMTPServer(idle_timeout=0.3) as server, closing(EmailChannel(config(server))) as channel:
+        channel.send(make_alert(delivery_id="dlv_a"))
+        time.sleep(0.8)  # the server hangs up on the idle session; the channel still holds it
+        channel.send(make_alert(delivery_id="dlv_b"))
+    assert message_ids(server) == ["<dlv_a@watchfloor>", "<dlv_b@watchfloor>"]
+    assert server.connections == 2
+
+
+def test_a_hang_up_at_mail_on_a_kept_session_is_resent_once_on_a_new_one(smtp: SMTPServer) -> None:
+    with closing(EmailChannel(config(smtp))) as channel:
+        channel.send(make_alert(delivery_id="dlv_a"))
+        smtp.drop("MAIL")
+        channel.send(make_alert(delivery_id="dlv_b"))
+        assert message_ids(smtp) == ["<dlv_a@watchfloor>", "<dlv_b@watchfloor>"]
+        assert smtp.connections == 2
+        smtp.drop("MAIL", times=2)  # the new session fails too: no third try
+        with pytest.raises(DeliveryError) as info:
+            channel.send(make_alert(delivery_id="dlv_c"))
+    assert not info.value.permanent and "connection failed" in info.value.message
+    assert smtp.connections == 3 and len(smtp.messages) == 2  # the kept one and one new
+
+
+def test_a_hang_up_after_data_is_never_resent_by_the_same_send(smtp: SMTPServer) -> None:
+    with closing(EmailChannel(config(smtp))) as channel:
+        channel.send(make_alert(delivery_id="dlv_a"))
+        smtp.drop("DATA")  # the server keeps dlv_b, but its answer never arrives
+        with pytest.raises(DeliveryError) as info:
+            channel.send(make_alert(delivery_id="dlv_b"))
+        assert not info.value.permanent  # the outbox retries it later
+        assert message_ids(smtp) == ["<dlv_a@watchfloor>", "<dlv_b@watchfloor>"]
+        assert smtp.connections == 1  # no second session for a resend
+        channel.send(make_alert(delivery_id="dlv_b"))  # the outbox's retry: the same id
+    assert message_ids(smtp).count("<dlv_b@watchfloor>") == 2
+
+
+def test_a_refusal_on_a_kept_session_is_not_resent(smtp: SMTPServer) -> None:
+    with closing(EmailChannel(config(smtp))) as channel:
+        channel.send(make_alert(delivery_id="dlv_a"))
+        smtp.fail("MAIL", "451 4.3.0 Try again later", times=1)
+        with pytest.raises(DeliveryError):
+            channel.send(make_alert(delivery_id="dlv_b"))
+        channel.send(make_alert(delivery_id="dlv_c"))
+    assert message_ids(smtp) == ["<dlv_a@watchfloor>", "<dlv_c@watchfloor>"]
+    assert smtp.connections == 2  # the refused session was discarded, not reused
+
+
+def test_a_forked_child_opens_its_own_session(smtp: SMTPServer) -> None:
+    with closing(EmailChannel(config(smtp))) as channel:
+        channel.send(make_alert(delivery_id="dlv_parent"))
+        child = os.fork()
+        if child == 0:  # never share the parent's session, never QUIT it
+            try:
+                channel.send(make_alert(delivery_id="dlv_child"))
+            finally:
+                os._exit(0)
+        assert os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == 0
+        channel.send(make_alert(delivery_id="dlv_parent_again"))  # its own session still works
+    by_id = {m.parsed()["Message-ID"]: m.peer for m in smtp.messages}
+    assert by_id["<dlv_parent@watchfloor>"] == by_id["<dlv_parent_again@watchfloor>"]
+    assert by_id["<dlv_child@watchfloor>"] != by_id["<dlv_parent@watchfloor>"]
+
+
+def test_idle_sessions_are_closed_after_idle_max(smtp: SMTPServer) -> None:
+    now = [0.0]
+    channel = EmailChannel(config(smtp))
+    pool = SmtpPool(channel._connect, keep=2, clock=lambda: now[0])
+    first, reused = pool.checkout()
+    assert not reused
+    pool.checkin(first)
+    now[0] += IDLE_MAX - 1
+    again, reused = pool.checkout()
+    assert reused and again is first
+    pool.checkin(again)
+    now[0] += IDLE_MAX
+    fresh, reused = pool.checkout()
+    assert not reused and fresh is not first and first.sock is None  # QUIT and closed
+    pool.checkin(fresh)
+    pool.close()
+    assert fresh.sock is None and smtp.connections == 2
+
+
+def test_a_421_at_mail_on_a_kept_session_is_resent_once_on_a_new_one(smtp: SMTPServer) -> None:
+    with closing(EmailChannel(config(smtp))) as channel:
+        channel.send(make_alert(delivery_id="dlv_a"))
+        smtp.fail("MAIL", "421 4.4.2 Idle too long, closing", times=1)
+        channel.send(make_alert(delivery_id="dlv_b"))
+    assert message_ids(smtp) == ["<dlv_a@watchfloor>", "<dlv_b@watchfloor>"]
+    assert smtp.connections == 2
+
+
+def test_one_starttls_and_login_serve_several_sends() -> None:
+    with SMTPServer(tls="starttls", auth=("alice", "s3cret")) as server:
+        cfg = config(
+            server,
+            security="starttls",
+            username="alice",
+            password="s3cret",
+            ca_file=str(server.ca_file),
+        )
+        with closing(EmailChannel(cfg)) as channel:
+            for n in range(3):
+                channel.send(make_alert(delivery_id=f"dlv_{n}"))
+        assert [m.authenticated_as for m in server.messages] == ["alice"] * 3
+        assert server.connections == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from email import message_from_bytes
@@ -332,14 +332,28 @@ def smtp() -> Iterator[SMTPServer]:
         yield server
 
 
-def email_channel(server: SMTPServer, **extra: Any) -> EmailChannel:
-    smtp_block = {"host": "127.0.0.1", "port": server.port, "security": "none", "timeout": "5s"}
-    entry = {"id": "desk", "type": "email", "to": TO, "from": "Watchfloor <alerts@example.org>"}
-    return EmailChannel(EmailConfig.model_validate({**entry, "smtp": smtp_block, **extra}))
+@pytest.fixture
+def email_channel(smtp: SMTPServer) -> Iterator[Callable[..., EmailChannel]]:
+    """Email channels to ``smtp``; their kept sessions are closed after the test."""
+    made: list[EmailChannel] = []
+
+    def make(**extra: Any) -> EmailChannel:
+        smtp_block = {"host": "127.0.0.1", "port": smtp.port, "security": "none", "timeout": "5s"}
+        entry = {"id": "desk", "type": "email", "to": TO, "from": "Watchfloor <alerts@example.org>"}
+        made.append(
+            EmailChannel(EmailConfig.model_validate({**entry, "smtp": smtp_block, **extra}))
+        )
+        return made[-1]
+
+    yield make
+    for channel in made:
+        channel.close()
 
 
-def test_email_digest_is_one_message_with_envelope_from_config(smtp: SMTPServer) -> None:
-    channel = email_channel(smtp, subject_prefix="[OSINT]")
+def test_email_digest_is_one_message_with_envelope_from_config(
+    smtp: SMTPServer, email_channel: Callable[..., EmailChannel]
+) -> None:
+    channel = email_channel(subject_prefix="[OSINT]")
     channel.send_digest(make_digest())
     channel.send_digest(make_digest())  # a retry: the same Message-ID
     assert len(smtp.messages) == 2
@@ -352,8 +366,10 @@ def test_email_digest_is_one_message_with_envelope_from_config(smtp: SMTPServer)
         assert positions(parts(msg)[0], ORDER) == sorted(positions(parts(msg)[0], ORDER))
 
 
-def test_email_digest_hostile_title_adds_no_recipient(smtp: SMTPServer) -> None:
-    email_channel(smtp).send_digest(make_digest(make_alert(title=HOSTILE), *digest_alerts()))
+def test_email_digest_hostile_title_adds_no_recipient(
+    smtp: SMTPServer, email_channel: Callable[..., EmailChannel]
+) -> None:
+    email_channel().send_digest(make_digest(make_alert(title=HOSTILE), *digest_alerts()))
     [received] = smtp.messages
     assert received.rcpt_tos == ("desk@example.org", "duty@example.org")
     msg = received.parsed()
@@ -366,19 +382,21 @@ def test_email_digest_hostile_title_adds_no_recipient(smtp: SMTPServer) -> None:
     [("451 4.3.0 Try again later", False), ("554 5.7.1 Rejected", True)],
 )
 def test_email_digest_errors_are_classified_like_send(
-    smtp: SMTPServer, reply: str, permanent: bool
+    smtp: SMTPServer, email_channel: Callable[..., EmailChannel], reply: str, permanent: bool
 ) -> None:
     smtp.fail("DATA", reply)
     with pytest.raises(DeliveryError) as info:
-        email_channel(smtp).send_digest(make_digest())
+        email_channel().send_digest(make_digest())
     assert info.value.permanent is permanent and reply.split()[0] in info.value.message
     assert smtp.messages == []
 
 
-def test_email_digest_broken_template_is_permanent(smtp: SMTPServer, tmp_path: Path) -> None:
+def test_email_digest_broken_template_is_permanent(
+    smtp: SMTPServer, tmp_path: Path, email_channel: Callable[..., EmailChannel]
+) -> None:
     (tmp_path / "digest.txt").write_text("{{ no_such_variable }}")
     with pytest.raises(DeliveryError) as info:
-        email_channel(smtp, templates_dir=str(tmp_path)).send_digest(make_digest())
+        email_channel(templates_dir=str(tmp_path)).send_digest(make_digest())
     assert info.value.permanent and "template" in info.value.message
     assert smtp.messages == []
 

@@ -9,6 +9,11 @@
 
     smtp.fail("RCPT", "550 5.1.1 No such user")      # answer this at a stage from now on
     smtp.fail("DATA", "451 4.3.0 Try later", times=2)  # twice, then accept again
+    smtp.drop("DATA")             # keep the next message but hang up instead of answering
+    smtp.connections              # client connections that said EHLO/HELO so far
+    smtp.restart()                # stop and listen again on the same port: sessions end
+
+    SMTPServer(idle_timeout=0.3)  # hang up on a client silent that long (aiosmtpd's timeout)
 
 Certificates come from ``trustme``: a throwaway CA, and a leaf for 127.0.0.1 and localhost.
 """
@@ -40,6 +45,7 @@ class ReceivedMessage:
     mail_from: str
     rcpt_tos: tuple[str, ...]
     authenticated_as: str | None = None
+    peer: tuple[str, int] | None = None  # the client's address: one per connection
 
     def parsed(self) -> EmailMessage:
         msg = message_from_bytes(self.raw, policy=default_policy)
@@ -49,7 +55,7 @@ class ReceivedMessage:
 
 @dataclass
 class _Failure:
-    reply: str
+    reply: str | None  # None: hang up without answering
     times: int | None  # None: until cleared
 
 
@@ -58,7 +64,7 @@ class _Handler:
     server: SMTPServer
     failures: dict[str, _Failure] = field(default_factory=dict)
 
-    def _scripted(self, stage: Stage) -> str | None:
+    def _scripted(self, stage: Stage) -> _Failure | None:
         with self.server.lock:
             failure = self.failures.get(stage)
             if failure is None:
@@ -67,13 +73,36 @@ class _Handler:
                 failure.times -= 1
                 if failure.times <= 0:
                     del self.failures[stage]
-            return failure.reply
+            return failure
+
+    def _answer(self, server: Any, failure: _Failure) -> str:
+        """The scripted reply, or a hang-up (what is returned then never reaches the client)."""
+        if failure.reply is None:
+            server.transport.close()
+            return "421 4.4.2 hung up"
+        return failure.reply
+
+    def _greeted(self, session: Any) -> None:
+        with self.server.lock:
+            self.server.peers.add(session.peer)
+
+    async def handle_HELO(self, server: Any, session: Any, envelope: Any, hostname: str) -> str:
+        self._greeted(session)
+        session.host_name = hostname
+        return f"250 {server.hostname}"
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self._greeted(session)
+        session.host_name = hostname
+        return responses
 
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
-        if reply := self._scripted("MAIL"):
-            return reply
+        if failure := self._scripted("MAIL"):
+            return self._answer(server, failure)
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"
@@ -81,24 +110,28 @@ class _Handler:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
-        if reply := self._scripted("RCPT"):
-            return reply
+        if failure := self._scripted("RCPT"):
+            return self._answer(server, failure)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if reply := self._scripted("DATA"):
-            return reply
+        failure = self._scripted("DATA")
+        if failure and failure.reply is not None:
+            return failure.reply
         user = session.auth_data.login.decode() if session.authenticated else None
         received = ReceivedMessage(
             raw=envelope.original_content or envelope.content,
             mail_from=envelope.mail_from,
             rcpt_tos=tuple(envelope.rcpt_tos),
             authenticated_as=user,
+            peer=session.peer,
         )
         with self.server.lock:
             self.server.messages.append(received)
             self.server.received.notify_all()
+        if failure:  # kept, but the client never hears so: it cannot tell it went through
+            return self._answer(server, failure)
         return "250 Message accepted"
 
 
@@ -130,12 +163,15 @@ class SMTPServer:
         tls: Literal["starttls", "implicit"] | None = None,
         auth: tuple[str, str] | None = None,
         port: int = 0,
+        idle_timeout: float | None = None,
     ) -> None:
         if auth and not tls:
             raise ValueError("AUTH needs TLS on this test server (as on a real one)")
         self.tls = tls
         self.auth = auth
+        self.idle_timeout = idle_timeout
         self.messages: list[ReceivedMessage] = []
+        self.peers: set[tuple[str, int]] = set()
         self.auth_failures = 0
         self.lock = threading.Lock()
         self.received = threading.Condition(self.lock)
@@ -153,6 +189,8 @@ class SMTPServer:
             kwargs["server_hostname"] = "localhost"
         if self.auth:
             kwargs.update(authenticator=self._authenticate, auth_required=True)
+        if self.idle_timeout is not None:
+            kwargs["timeout"] = self.idle_timeout
         return _AnyPortController(self._handler, **kwargs)
 
     def _server_tls(self) -> ssl.SSLContext:
@@ -185,6 +223,18 @@ class SMTPServer:
         with self.lock:
             self._handler.failures[stage] = _Failure(reply, times)
 
+    def drop(self, stage: Stage, *, times: int = 1) -> None:
+        """Hang up at ``stage`` instead of answering; at DATA the message is kept first."""
+        with self.lock:
+            self._handler.failures[stage] = _Failure(None, times)
+
+    @property
+    def connections(self) -> int:
+        """Client connections so far (each greets once with EHLO or HELO, twice with
+        STARTTLS, from one address)."""
+        with self.lock:
+            return len(self.peers)
+
     def clear_failures(self) -> None:
         with self.lock:
             self._handler.failures.clear()
@@ -199,6 +249,15 @@ class SMTPServer:
         self._controller.start()
         self._running = True
         return self
+
+    def restart(self) -> None:
+        """Stop, then listen again on the same port: every open session is cut (plain
+        servers only: a TLS one would come back with a new CA)."""
+        assert self.tls is None and self._running
+        port = self.port
+        self._controller.stop()
+        self._controller = self._make_controller(port)
+        self._controller.start()
 
     def stop(self) -> None:
         """Stop listening: later connections are refused. Idempotent."""

@@ -4,7 +4,7 @@ loopback receiver: what one batch claims, sends, holds and records."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +19,7 @@ from feeds.sources import FeedSource
 from feeds.types import FeedItem
 from tests.helpers.configdir import write_config
 from tests.helpers.http import Reply, WebhookReceiver
+from tests.helpers.smtp import SMTPServer
 from tests.worker.guarantees import SECRET
 from worker.models import ChannelState, Delivery, DeliveryStatus, Story, utcnow
 from worker.outbox import store as outbox
@@ -70,13 +71,19 @@ class Stack:
             return {str(i): str(status) for i, status in rows}
 
 
-def make_stack(tmp_path: Path, db_url: str, hook: WebhookReceiver, **channel: Any) -> Stack:
+def make_stack(
+    tmp_path: Path,
+    db_url: str,
+    hook: WebhookReceiver,
+    more: Sequence[dict[str, Any]] = (),
+    **channel: Any,
+) -> Stack:
     entry = {"id": "hook", "type": "webhook", "url": hook.url, "secret": SECRET, **channel}
     config_dir = write_config(
         tmp_path / "config",
         feeds=[{"id": "wire", "url": "http://127.0.0.1:9/feed"}],
         watchlists={"watchlists": [WATCHLIST]},
-        channels=[entry, {"id": "console", "type": "log"}],
+        channels=[entry, {"id": "console", "type": "log"}, *more],
     )
     settings = replace(
         load_settings(), config_dir=config_dir, database_url=db_url, allow_private_urls=True
@@ -215,3 +222,82 @@ def test_claim_many_is_the_pure_claim_transition_in_sql(stack: Stack) -> None:
             assert row.state == expected
         assert outbox.claim_many(s, ids, now, lease) == []  # taken: not claimable again
     assert isinstance(before[ids[0]], RowState)
+
+
+# --- email: kept SMTP sessions (alerts/channels/smtp_pool.py) ------------------------------
+
+
+def mail_entry(server: SMTPServer, **extra: Any) -> dict[str, Any]:
+    smtp = {"host": server.host, "port": server.port, "security": "none", "timeout": "5s"}
+    return {"id": "mail", "type": "email", "to": ["desk@example.org"], "from": "w@example.org"} | {
+        "smtp": smtp,
+        **extra,
+    }
+
+
+def mail_ids(server: SMTPServer) -> list[str]:
+    """The delivery id of each message received, from its Message-ID."""
+    return [
+        m.parsed()["Message-ID"].strip("<>").removesuffix("@watchfloor") for m in server.messages
+    ]
+
+
+@pytest.fixture
+def smtp() -> Iterator[SMTPServer]:
+    with SMTPServer() as server:
+        yield server
+
+
+@pytest.fixture
+def mail_stack(
+    tmp_path: Path, engine: sa.Engine, db_url: str, hook: WebhookReceiver, smtp: SMTPServer
+) -> Iterator[Stack]:
+    built = make_stack(tmp_path, db_url, hook, more=[mail_entry(smtp, concurrency=3)])
+    yield built
+    built.rt.close()
+
+
+def test_batches_of_emails_go_over_at_most_concurrency_sessions_each_once(
+    mail_stack: Stack, smtp: SMTPServer
+) -> None:
+    ids = mail_stack.seed(24, channel="mail")
+    left, batches, statuses = ids, 0, []
+    while left:  # 6 a batch: 3 lanes x 2 sends of 60 s within half the lease
+        result = deliver_batch(mail_stack.rt, left)
+        statuses += [o.status for o in result.outcomes]
+        left, batches = result.enqueue, batches + 1
+    assert statuses == ["sent"] * 24 and batches == 4
+    assert sorted(mail_ids(smtp)) == sorted(ids)  # each once, by its own Message-ID
+    assert 1 <= smtp.connections <= 3  # concurrency 3, and later batches reuse the sessions
+    assert set(mail_stack.statuses().values()) == {"sent"}
+
+
+def test_sessions_cut_between_batches_are_replaced_and_each_email_sent_once(
+    mail_stack: Stack, smtp: SMTPServer
+) -> None:
+    first = mail_stack.seed(6, channel="mail")
+    assert {o.status for o in deliver_batch(mail_stack.rt, first).outcomes} == {"sent"}
+    kept = smtp.connections
+    smtp.restart()  # every kept session ends; the channel does not know yet
+    second = mail_stack.seed(6, channel="mail")
+    assert {o.status for o in deliver_batch(mail_stack.rt, second).outcomes} == {"sent"}
+    assert sorted(mail_ids(smtp)) == sorted(first + second)  # none twice, none lost
+    assert kept < smtp.connections <= 2 * kept
+    with mail_stack.rt.sessions() as s:
+        state = s.get(ChannelState, "mail")
+        assert state is not None and state.error_count == 0
+
+
+def test_an_email_whose_answer_was_lost_after_data_fails_and_goes_again_later_with_its_id(
+    mail_stack: Stack, smtp: SMTPServer
+) -> None:
+    [warm] = mail_stack.seed(1, channel="mail")
+    deliver_batch(mail_stack.rt, [warm])  # leaves a kept session
+    smtp.drop("DATA")  # the server keeps the next message, but hangs up before answering
+    [lost] = mail_stack.seed(1, channel="mail")
+    [failed] = deliver_batch(mail_stack.rt, [lost]).outcomes
+    assert failed.status == "failed" and failed.retry_in is not None
+    assert mail_ids(smtp) == [warm, lost]  # not resent on the same send
+    due = utcnow() + failed.retry_in + timedelta(seconds=1)
+    assert [o.status for o in deliver_batch(mail_stack.rt, [lost], due).outcomes] == ["sent"]
+    assert mail_ids(smtp) == [warm, lost, lost]  # the outbox's retry: the same Message-ID

@@ -87,7 +87,7 @@ def story_stack(
         )
         rt = build_runtime(settings)
         yield rt, feeds, hook, smtp
-        rt.engine.dispose()
+        rt.close()  # its channels too: the email channel keeps SMTP sessions
 
 
 @pytest.fixture

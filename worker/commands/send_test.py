@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from alerts.channels import build_channel
+from alerts.channels import build_channel, close_channel
 from alerts.types import Alert, AlertItem, AlertWatchlist, Hit
 from common.errors import DeliveryError
 from worker.config import ConfigError, load_config
@@ -59,11 +59,14 @@ def run(args: argparse.Namespace) -> int:
     if config is None:
         known = ", ".join(sorted(channels)) or "none"
         return _error(f"unknown channel {args.channel_id!r} (channels.yaml has: {known})")
+    channel = build_channel(config, allow_private=settings.allow_private_urls)
     try:
-        build_channel(config, allow_private=settings.allow_private_urls).send(sample_alert())
+        channel.send(sample_alert())
     except DeliveryError as exc:
         kind = "permanent" if exc.permanent else "transient"
         return _error(f"{exc.message} ({kind})")
+    finally:
+        close_channel(channel)  # a kept session would otherwise outlive the command
     print(f"ok: sent test alert via {args.channel_id}")
     return 0
 
