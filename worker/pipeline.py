@@ -91,8 +91,13 @@ def _write(rt: Runtime, config: Config, reads: list[Read], now: datetime) -> lis
         with rt.sessions.begin() as session:
             feeds_store.release(session, [r.source.id for r in unread], now)
         log.warning("poll batch out of time: feeds handed back unread", feeds=len(unread))
-    if not reads:
-        return [PollOutcome(r.source.id, "skipped", error="out of time") for r in unread]
+    handed_back = [PollOutcome(r.source.id, "skipped", error="out of time") for r in unread]
+    return handed_back + _write_reads(rt, config, reads, now) if reads else handed_back
+
+
+def _write_reads(
+    rt: Runtime, config: Config, reads: list[Read], now: datetime
+) -> list[PollOutcome]:
     try:
         with rt.sessions.begin() as session:
             return write_polls(session, rt, config, reads, now)
@@ -100,7 +105,7 @@ def _write(rt: Runtime, config: Config, reads: list[Read], now: datetime) -> lis
         if len(reads) == 1:
             return [_write_failed(rt, config, reads[0], exc, now)]
         log.exception("poll batch not written; writing its feeds one by one", feeds=len(reads))
-    return [outcome for read in reads for outcome in _write(rt, config, [read], now)]
+    return [outcome for read in reads for outcome in _write_reads(rt, config, [read], now)]
 
 
 def _write_failed(

@@ -4,6 +4,7 @@ failure is that feed's recorded error, and a burst past the item cap is read, no
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -127,3 +128,33 @@ def test_a_burst_past_the_item_cap_is_read_by_the_next_polls(
             assert "Backlog 4" not in stored(rt)  # the first poll's backlog stays unread
         finally:
             rt.engine.dispose()
+
+
+def test_feeds_a_batch_had_no_time_to_read_are_handed_back_and_say_so(
+    two_feeds: tuple[Runtime, Site], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch reads until its budget is spent and hands the rest back for the next claim;
+    each of those says why it was not polled (they were once told "not in config")."""
+    from worker import pipeline as pipeline_module
+    from worker import poll_read
+
+    rt, site = two_feeds
+    site.put("/odd.json", json_feed("Harbour closed", "2026-03-01T00:00:00Z"))
+    real = poll_read.read_one
+
+    def slow_first(rt_: Runtime, source: object, *args: object) -> object:
+        if getattr(source, "id", "") == "good":
+            time.sleep(0.5)  # past the budget below, so the next feed is not read
+        return real(rt_, source, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline_module, "READ_BUDGET", 0.2)
+    monkeypatch.setattr(poll_read, "read_one", slow_first)
+    outcomes = pipeline.poll_feeds(rt, ["good", "odd"])
+    assert [(o.feed_id, o.status, o.error) for o in outcomes] == [
+        ("good", "ok", None),
+        ("odd", "skipped", "out of time"),
+    ]
+    assert list(stored(rt)) == ["Quiet day"]
+    with rt.sessions() as session:
+        odd = session.get(Feed, "odd")
+        assert odd is not None and odd.last_polled_at is None  # handed back, due again
