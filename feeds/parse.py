@@ -381,7 +381,6 @@ def _cut_xml_items(text: str, seen: frozenset[str]) -> _XmlCut:
     kept, note = _newest(unseen, lambda i: _timestamp(_xml_date(text, spans[i])), what)
     if len(kept) < len(spans):
         text = _without(text, spans, set(kept))
-    capped = sorted(set(unseen) - set(kept)) if digests else []
     return _XmlCut(
         text,
         digests,
@@ -389,7 +388,19 @@ def _cut_xml_items(text: str, seen: frozenset[str]) -> _XmlCut:
         len(spans) - len(unseen),
         len(unseen) - len(kept),
         note,
-        tuple(digests[i] for i in capped),
+        _capped(digests, unseen, kept),
+    )
+
+
+def _capped(digests: Sequence[str], unseen: Sequence[int], kept: Sequence[int]) -> tuple[str, ...]:
+    """The digests of the unseen items the cap left unread, but for one that an item read
+    shares (identical text): that one is read, and left unseen it would be cut again at
+    every poll, which would then never keep its validators."""
+    if not digests:
+        return ()
+    read = {digests[i] for i in kept}
+    return tuple(
+        dict.fromkeys(digests[i] for i in sorted(set(unseen) - set(kept)) if digests[i] not in read)
     )
 
 
@@ -523,7 +534,6 @@ def _json_feed(text: str, url: str, now: datetime | None, seen: frozenset[str]) 
     unseen_at = _unseen(digests, seen, len(found))
     what = "items" if len(unseen_at) == len(found) else "unseen items"
     kept_at, note = _newest(unseen_at, lambda i: _json_timestamp(found[i]), what)
-    capped = sorted(set(unseen_at) - set(kept_at)) if digests else []
     entries = (_json_entry(found[i]) for i in kept_at)
     return ParsedFeed(
         title=clean_text(_str(doc.get("title")), html=False, limit=1000),
@@ -537,7 +547,7 @@ def _json_feed(text: str, url: str, now: datetime | None, seen: frozenset[str]) 
         self_url=_str(doc.get("feed_url")) or None,
         digests=digests,
         total_items=len(found),
-        capped=tuple(digests[i] for i in capped),
+        capped=_capped(digests, unseen_at, kept_at),
     )
 
 

@@ -450,7 +450,8 @@ class ConfigCache:
                 return
             self.snapshot.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.snapshot.with_name(f"{self.snapshot.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(config.texts, ensure_ascii=False))
+            # ASCII: a file name that is not UTF-8 (kept by Python as surrogates) survives
+            tmp.write_text(json.dumps(config.texts))
             os.replace(tmp, self.snapshot)  # atomic: another process reads old or new, whole
         except (OSError, ValueError) as exc:
             log.warning("cannot keep the last good config", path=str(self.snapshot), error=str(exc))

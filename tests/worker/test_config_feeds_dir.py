@@ -133,3 +133,26 @@ def test_more_sources_than_one_file_holds_load_from_feeds_d(config_dir: Path) ->
     )
     assert done.returncode == 0, done.stderr
     assert "60000 feeds" in done.stdout + done.stderr
+
+
+def test_a_file_name_that_is_not_utf8_does_not_stop_the_snapshot(
+    config_dir: Path, tmp_path: Path
+) -> None:
+    """A valid file named in Latin-1 (copied from an old share): it loads, and the last
+    good config's snapshot still follows, so a process started while the files are broken
+    comes up on it (the snapshot's JSON once failed to encode the name, silently)."""
+    write_config(config_dir, feeds=FEEDS)
+    desk = feeds_file(config_dir / "feeds.d" / "desk.yaml", ["yonhap"])
+    snapshot = tmp_path / "var" / "last-good-config.json"
+    cache = ConfigCache(config_dir, snapshot=snapshot)
+    assert [f.id for f in cache.current().feeds] == ["wire", "yonhap"]
+    odd = os.path.join(os.fsencode(config_dir), b"feeds.d", b"r\xe9gion.yaml")
+    with open(odd, "w") as stream:
+        stream.write("feeds:\n  - {id: nhk, url: 'http://h.example/nhk.xml'}\n")
+    good = cache.current()
+    assert [f.id for f in good.feeds] == ["wire", "yonhap", "nhk"]
+    desk.write_text("feeds: [{id: yonhap, url: 'http://h.example/y.xml', interval: often}]\n")
+    os.utime(desk, ns=(1, 1))
+    assert cache.current() is good
+    fresh = ConfigCache(config_dir, snapshot=snapshot).current()
+    assert [f.id for f in fresh.feeds] == ["wire", "yonhap", "nhk"]

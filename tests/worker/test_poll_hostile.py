@@ -158,3 +158,32 @@ def test_feeds_a_batch_had_no_time_to_read_are_handed_back_and_say_so(
     with rt.sessions() as session:
         odd = session.get(Feed, "odd")
         assert odd is not None and odd.last_polled_at is None  # handed back, due again
+
+
+@pytest.mark.parametrize("alike", [False, True], ids=["distinct", "identical"])
+def test_a_feed_past_the_cap_settles_to_not_modified(
+    alike: bool, tmp_path: Path, engine: sa.Engine, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the cap the validators are dropped until the capped items are read. A document
+    of cap + 1 identical items (one text, one digest) once never got there: its read item's
+    twin was cut at every poll, and every poll fetched and parsed the whole body again."""
+    monkeypatch.setattr(feeds.parse, "MAX_ITEMS", 3)
+    now = datetime.now(UTC)
+    with FeedServer() as server:
+        wire = {"id": "wire", "url": server.url("wire"), "interval": "1m"}
+        settings = replace(
+            load_settings(),
+            config_dir=write_config(tmp_path / "config", feeds=[wire]),
+            database_url=db_url,
+            allow_private_urls=True,
+        )
+        rt = build_runtime(settings)
+        try:
+            server.publish("wire", FeedEntry("q", "Quiet day", published=now - timedelta(days=1)))
+            assert pipeline.poll_feed(rt, "wire").status == "ok"  # the first poll
+            guids = ["d"] * 4 if alike else [f"d{n}" for n in range(4)]
+            server.publish("wire", *(FeedEntry(g, "Harbour closed", published=now) for g in guids))
+            statuses = [pipeline.poll_feed(rt, "wire").status for _ in range(4)]
+            assert statuses[-1] == "not-modified", statuses
+        finally:
+            rt.engine.dispose()
