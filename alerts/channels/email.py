@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import threading
 from collections.abc import Callable
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -38,6 +39,7 @@ from pydantic import (
 
 from alerts.channels.base import ChannelConfig, Seconds
 from alerts.channels.smtp_pool import (
+    SendDeadline,
     SmtpConnection,
     SmtpPool,
     SmtpsConnection,
@@ -114,6 +116,11 @@ class EmailConfig(ChannelConfig):
     templates_dir: str | None = None
     subject_prefix: str = Field(default="", max_length=50)
 
+    def worst_send_seconds(self) -> float:
+        """The whole of one send, at most (``SendDeadline``): twice the per-step timeout,
+        room for a fresh session after a stale one."""
+        return 2 * self.smtp.timeout
+
     @field_validator("templates_dir")
     @classmethod
     def _templates_dir_exists(cls, value: str | None) -> str | None:
@@ -164,6 +171,7 @@ class EmailChannel:
     def __init__(self, config: EmailConfig, *, allow_private: bool = False, **_: Any) -> None:
         self.config = config
         self._pool = SmtpPool(self._connect, keep=config.concurrency)
+        self._deadline = threading.local()  # the send under way on this thread
 
     def render(self, alert: Alert) -> EmailMessage:
         return self._render(render_email, alert)
@@ -198,15 +206,39 @@ class EmailChannel:
             log.warning("smtp refused some recipients", channel=self.config.id, refused=refused)
 
     def _deliver(self, message: EmailMessage) -> dict[str, tuple[int, bytes]]:
-        """Send on a pooled session; one that went stale while idle is replaced once."""
+        """Send on a pooled session; one that went stale while idle is replaced once; all of
+        it within the channel's worst send time (``SendDeadline``)."""
+        with SendDeadline(self.config.worst_send_seconds()) as deadline:
+            self._deadline.current = deadline
+            try:
+                return self._deliver_by(message, deadline)
+            except (smtplib.SMTPException, OSError) as exc:
+                if deadline.expired:
+                    raise TimeoutError(f"send took longer than {deadline.seconds:g}s") from exc
+                raise
+            finally:
+                self._deadline.current = None
+
+    def _deliver_by(
+        self, message: EmailMessage, deadline: SendDeadline
+    ) -> dict[str, tuple[int, bytes]]:
         client, reused = self._pool.checkout()
+        self._bind(client, deadline)
         try:
             return self._transact(client, message)
         except (smtplib.SMTPException, OSError) as exc:
-            if not (reused and may_resend(client, exc)):
+            if deadline.expired or not (reused and may_resend(client, exc)):
                 raise
             log.info("smtp session gone stale, resending", channel=self.config.id, error=str(exc))
-        return self._transact(self._pool.connect(), message)
+        client = self._pool.connect()
+        self._bind(client, deadline)
+        return self._transact(client, message)
+
+    def _bind(self, client: SmtpConnection, deadline: SendDeadline) -> None:
+        """This send's deadline on a session (a reused one kept an earlier send's)."""
+        deadline.watch(client)
+        if client.sock is not None:
+            client.sock.settimeout(deadline.step_timeout(self.config.smtp.timeout))
 
     def _transact(
         self, client: SmtpConnection, message: EmailMessage
@@ -230,17 +262,25 @@ class EmailChannel:
         self._pool.close()
 
     def _connect(self) -> SmtpConnection:
-        """A session ready for MAIL: greeted, STARTTLS and AUTH done as configured."""
+        """A session ready for MAIL: greeted, STARTTLS and AUTH done as configured, within
+        the deadline of the send that opens it."""
         smtp = self.config.smtp
+        deadline: SendDeadline | None = getattr(self._deadline, "current", None)
         host, port, timeout = smtp.host, smtp.effective_port, smtp.timeout
+        if deadline is not None:
+            timeout = deadline.step_timeout(timeout)
         client: SmtpConnection
         if smtp.security == "tls":
             client = SmtpsConnection(host, port, timeout=timeout, context=_tls_context(smtp))
         else:
             client = SmtpConnection(host, port, timeout=timeout)
         try:
+            if deadline is not None:
+                deadline.watch(client)
             if smtp.security == "starttls":
                 client.starttls(context=_tls_context(smtp))
+                if deadline is not None:
+                    deadline.watch(client)  # the TLS socket replaced the plain one
             client.ehlo_or_helo_if_needed()
             if smtp.username and smtp.password:
                 client.login(smtp.username, smtp.password.get_secret_value())

@@ -14,8 +14,10 @@ a reused session died before DATA went out, so the relay cannot hold the message
 
 from __future__ import annotations
 
+import contextlib
 import os
 import smtplib
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -144,3 +146,55 @@ def retire(client: smtplib.SMTP) -> None:
 def discard(client: smtplib.SMTP) -> None:
     """Close a connection after an error: its session state is unknown, so no QUIT."""
     client.close()
+
+
+class SendDeadline:
+    """All of one send (connect, TLS, AUTH, MAIL to the end of DATA, and a stale session's
+    one replacement) within ``seconds``. smtplib's timeout bounds each socket step, and a
+    send takes a dozen: a relay answering each just in time would hold a send for minutes,
+    past its delivery lease, and another worker would send it again. At the deadline the
+    session's socket is shut down, which ends the step blocked on it; the send fails as a
+    timeout and the outbox retries it later with the same Message-ID."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.until = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> SendDeadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._timer.cancel()
+
+    def step_timeout(self, timeout: float) -> float:
+        """A socket step's timeout: the configured one, never past the deadline."""
+        return max(min(timeout, self.until - time.monotonic()), 0.001)
+
+    def watch(self, client: smtplib.SMTP) -> None:
+        """Shut ``client``'s socket at the deadline (again after STARTTLS: it is new)."""
+        sock = client.sock
+        if sock is None:
+            return
+        with self._lock:
+            if not self.expired:
+                self._sockets.append(sock)
+                return
+        _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired, sockets, self._sockets = True, self._sockets, []
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    # closed already, or detached by STARTTLS (its successor is watched too)
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)

@@ -371,3 +371,67 @@ def test_one_starttls_and_login_serve_several_sends() -> None:
                 channel.send(make_alert(delivery_id=f"dlv_{n}"))
         assert [m.authenticated_as for m in server.messages] == ["alice"] * 3
         assert server.connections == 1
+
+
+class SlowRelay:
+    """A live relay that answers every command just inside the client's per-step timeout
+    (a tarpit, an overloaded relay): no step times out, yet each takes ``delay``."""
+
+    def __init__(self, delay: float) -> None:
+        import threading
+
+        self.delay, self.messages = delay, 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        self.sock.close()
+        stream = conn.makefile("rb")
+
+        def reply(line: str) -> None:
+            time.sleep(self.delay)
+            conn.sendall(line.encode() + b"\r\n")
+
+        try:
+            reply("220 slow ESMTP")
+            in_data = False
+            for raw in stream:
+                line = raw.decode().rstrip("\r\n")
+                if in_data:
+                    if line == ".":
+                        in_data, self.messages = False, self.messages + 1
+                        reply("250 queued")
+                    continue
+                verb = line.split(" ")[0].upper()
+                reply({"EHLO": "250 slow", "DATA": "354 go", "QUIT": "221 bye"}.get(verb, "250 ok"))
+                in_data = verb == "DATA"
+        except OSError:
+            pass  # the client gave up
+        finally:
+            stream.close()
+            conn.close()
+
+
+def test_one_send_has_a_total_deadline_not_only_one_per_step() -> None:
+    """smtplib's timeout bounds each socket step; a send takes a dozen. A relay answering
+    each step in 0.9 s of a 1 s timeout would hold one send for ~6 s (with the defaults,
+    30 s steps: past the 300 s delivery lease, so another worker sent it again). The send
+    now ends at twice the step timeout, as a transient failure the outbox retries."""
+    relay = SlowRelay(0.9)
+    config = EmailConfig.model_validate(
+        {
+            "id": "desk-email",
+            "to": ["desk@example.org"],
+            "from": "alerts@example.org",
+            "smtp": {"host": "127.0.0.1", "port": relay.port, "security": "none", "timeout": "1s"},
+        }
+    )
+    assert config.worst_send_seconds() == 2.0  # what a deliver batch plans a send for
+    with closing(EmailChannel(config)) as channel, pytest.raises(DeliveryError) as err:
+        channel.send(make_alert())
+    assert not err.value.permanent and "send took longer than 2s" in err.value.message
+    assert relay.messages == 0  # the relay needs 6 steps (5.4 s) to take a message

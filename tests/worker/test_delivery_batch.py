@@ -228,7 +228,8 @@ def test_claim_many_is_the_pure_claim_transition_in_sql(stack: Stack) -> None:
 
 
 def mail_entry(server: SMTPServer, **extra: Any) -> dict[str, Any]:
-    smtp = {"host": server.host, "port": server.port, "security": "none", "timeout": "5s"}
+    # 30 s a step, 60 s a send at worst: a batch takes 3 lanes x 2 sends within half the lease
+    smtp = {"host": server.host, "port": server.port, "security": "none", "timeout": "30s"}
     return {"id": "mail", "type": "email", "to": ["desk@example.org"], "from": "w@example.org"} | {
         "smtp": smtp,
         **extra,
@@ -262,7 +263,7 @@ def test_batches_of_emails_go_over_at_most_concurrency_sessions_each_once(
 ) -> None:
     ids = mail_stack.seed(24, channel="mail")
     left, batches, statuses = ids, 0, []
-    while left:  # 6 a batch: 3 lanes x 2 sends of 60 s within half the lease
+    while left:  # 6 a batch: 3 lanes x 2 sends of 60 s (2 x the step timeout) in half the lease
         result = deliver_batch(mail_stack.rt, left)
         statuses += [o.status for o in result.outcomes]
         left, batches = result.enqueue, batches + 1
