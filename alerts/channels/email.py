@@ -213,7 +213,7 @@ class EmailChannel:
             try:
                 return self._deliver_by(message, deadline)
             except (smtplib.SMTPException, OSError) as exc:
-                if deadline.expired:
+                if deadline.passed():
                     raise TimeoutError(f"send took longer than {deadline.seconds:g}s") from exc
                 raise
             finally:
@@ -227,7 +227,7 @@ class EmailChannel:
         try:
             return self._transact(client, message)
         except (smtplib.SMTPException, OSError) as exc:
-            if deadline.expired or not (reused and may_resend(client, exc)):
+            if deadline.passed() or not (reused and may_resend(client, exc)):
                 raise
             log.info("smtp session gone stale, resending", channel=self.config.id, error=str(exc))
         client = self._pool.connect()

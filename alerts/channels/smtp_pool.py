@@ -172,6 +172,11 @@ class SendDeadline:
     def __exit__(self, *_: object) -> None:
         self._timer.cancel()
 
+    def passed(self) -> bool:
+        """Whether the send is out of time: the watchdog fired, or a step whose timeout the
+        deadline clipped timed out just before it could."""
+        return self.expired or time.monotonic() >= self.until
+
     def step_timeout(self, timeout: float) -> float:
         """A socket step's timeout: the configured one, never past the deadline."""
         return max(min(timeout, self.until - time.monotonic()), 0.001)
