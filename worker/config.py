@@ -187,20 +187,9 @@ def _valid(doc: YamlDocument, key: str, model: type[M]) -> list[tuple[int, M]]:
     return out
 
 
-def _unique(doc: YamlDocument, key: str, ids: list[str | None], issues: list[ConfigIssue]) -> None:
-    seen: set[str] = set()
-    for i, ident in enumerate(ids):
-        if not isinstance(ident, str):
-            continue
-        if ident in seen:
-            line = doc.line_of((key, i, "id"))
-            issues.append(ConfigIssue(doc.file, line, f"{key}[{i}].id", f"duplicate id {ident!r}"))
-        seen.add(ident)
-
-
-def _unique_across(docs: list[YamlDocument], key: str, issues: list[ConfigIssue]) -> None:
-    """An id used twice, in one file or in two, is reported where it comes again, naming
-    where it was first."""
+def _unique(docs: list[YamlDocument], key: str, issues: list[ConfigIssue]) -> None:
+    """An id used twice, in one file or in two (feeds.yaml and feeds.d/), is reported where
+    it comes again; across files it names where it was first."""
     first: dict[str, str] = {}
     for doc in docs:
         for i, ident in enumerate(_raw_ids(doc, key)):
@@ -305,15 +294,17 @@ def _check_ops_channel(doc: YamlDocument, issues: list[ConfigIssue]) -> None:
         issues.append(ConfigIssue(doc.file, doc.line_of(("ops_channel",)), "ops_channel", problem))
 
 
+_FILE_RANK = {FILES[0]: 0, FEEDS_DIR: 1, FILES[1]: 2, FILES[2]: 3}
+
+
 def _in_file_order(issues: list[ConfigIssue]) -> list[ConfigIssue]:
     """feeds.yaml, then feeds.d/ in name order, then watchlists.yaml and channels.yaml."""
 
     def rank(issue: ConfigIssue) -> tuple[int, str, int]:
         path = Path(issue.file)
         if FEEDS_DIR in (path.parent.name, path.name):
-            return 1, path.name, issue.line
-        place = {FILES[0]: 0, FILES[1]: 2, FILES[2]: 3}
-        return place.get(path.name, 4), "", issue.line
+            return _FILE_RANK[FEEDS_DIR], path.name, issue.line
+        return _FILE_RANK.get(path.name, len(_FILE_RANK)), "", issue.line
 
     return sorted(issues, key=rank)
 
@@ -353,9 +344,8 @@ def config_from_texts(
     feeds = [_validate(doc, FeedsFile, issues) for doc in feed_docs]
     wl = _validate(wl_doc, WatchListsFile, issues)
     channels = _validate(ch_doc, ChannelsFile, issues)
-    _unique_across(feed_docs, "feeds", issues)
-    for doc, key in ((wl_doc, "watchlists"), (ch_doc, "channels")):
-        _unique(doc, key, _raw_ids(doc, key), issues)
+    for docs, key in ((feed_docs, "feeds"), ([wl_doc], "watchlists"), ([ch_doc], "channels")):
+        _unique(docs, key, issues)
     _check_ops_channel(ch_doc, issues)
     if ch_doc.data is not None or not ch_doc.issues:  # not when channels.yaml is unreadable
         _check_references(wl_doc, _channel_ids(ch_doc), issues)
@@ -387,7 +377,7 @@ def load_watchlists(config_dir: Path | str) -> WatchListsFile:
     issues = issues if text is None else []
     doc = _parse(config_dir, "watchlists.yaml", texts, issues)
     wl = _validate(doc, WatchListsFile, issues)
-    _unique(doc, "watchlists", _raw_ids(doc, "watchlists"), issues)
+    _unique([doc], "watchlists", issues)
     _compile(doc, wl, issues)
     if issues or wl is None:
         raise ConfigError(issues)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +32,22 @@ def json_feed(title: str, date: str) -> str:
     return json.dumps({"version": version, "title": "J", "items": [item]})
 
 
+@contextmanager
+def runtime_for(tmp_path: Path, db_url: str, feeds: list[dict[str, str]]) -> Iterator[Runtime]:
+    """A worker's runtime on these feeds (loopback URLs allowed)."""
+    settings = replace(
+        load_settings(),
+        config_dir=write_config(tmp_path / "config", feeds=feeds),
+        database_url=db_url,
+        allow_private_urls=True,
+    )
+    rt = build_runtime(settings)
+    try:
+        yield rt
+    finally:
+        rt.engine.dispose()
+
+
 @pytest.fixture
 def two_feeds(tmp_path: Path, engine: sa.Engine, db_url: str) -> Iterator[tuple[Runtime, Site]]:
     """A good RSS feed and a JSON Feed on another server, polled in one batch."""
@@ -40,17 +57,8 @@ def two_feeds(tmp_path: Path, engine: sa.Engine, db_url: str) -> Iterator[tuple[
             {"id": "good", "url": server.url("good"), "interval": "1m"},
             {"id": "odd", "url": site.url("/odd.json"), "interval": "1m"},
         ]
-        settings = replace(
-            load_settings(),
-            config_dir=write_config(tmp_path / "config", feeds=feeds),
-            database_url=db_url,
-            allow_private_urls=True,
-        )
-        rt = build_runtime(settings)
-        try:
+        with runtime_for(tmp_path, db_url, feeds) as rt:
             yield rt, site
-        finally:
-            rt.engine.dispose()
 
 
 def stored(rt: Runtime) -> dict[str, str | None]:
@@ -102,14 +110,7 @@ def test_a_burst_past_the_item_cap_is_read_by_the_next_polls(
     backlog = [FeedEntry(f"b{n}", f"Backlog {n}", published=days[n]) for n in (1, 2, 3, 4)]
     with FeedServer() as server:
         wire = {"id": "wire", "url": server.url("wire"), "interval": "1m"}
-        settings = replace(
-            load_settings(),
-            config_dir=write_config(tmp_path / "config", feeds=[wire]),
-            database_url=db_url,
-            allow_private_urls=True,
-        )
-        rt = build_runtime(settings)
-        try:
+        with runtime_for(tmp_path, db_url, [wire]) as rt:
             server.publish("wire", *backlog)
             assert pipeline.poll_feed(rt, "wire").status == "ok"
             assert set(stored(rt)) == {"Backlog 1", "Backlog 2", "Backlog 3"}
@@ -126,8 +127,6 @@ def test_a_burst_past_the_item_cap_is_read_by_the_next_polls(
             fourth = pipeline.poll_feed(rt, "wire")
             assert fourth.status == "not-modified" and fourth.new_items == []
             assert "Backlog 4" not in stored(rt)  # the first poll's backlog stays unread
-        finally:
-            rt.engine.dispose()
 
 
 def test_feeds_a_batch_had_no_time_to_read_are_handed_back_and_say_so(
@@ -171,19 +170,10 @@ def test_a_feed_past_the_cap_settles_to_not_modified(
     now = datetime.now(UTC)
     with FeedServer() as server:
         wire = {"id": "wire", "url": server.url("wire"), "interval": "1m"}
-        settings = replace(
-            load_settings(),
-            config_dir=write_config(tmp_path / "config", feeds=[wire]),
-            database_url=db_url,
-            allow_private_urls=True,
-        )
-        rt = build_runtime(settings)
-        try:
+        with runtime_for(tmp_path, db_url, [wire]) as rt:
             server.publish("wire", FeedEntry("q", "Quiet day", published=now - timedelta(days=1)))
             assert pipeline.poll_feed(rt, "wire").status == "ok"  # the first poll
             guids = ["d"] * 4 if alike else [f"d{n}" for n in range(4)]
             server.publish("wire", *(FeedEntry(g, "Harbour closed", published=now) for g in guids))
             statuses = [pipeline.poll_feed(rt, "wire").status for _ in range(4)]
             assert statuses[-1] == "not-modified", statuses
-        finally:
-            rt.engine.dispose()

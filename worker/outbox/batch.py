@@ -193,9 +193,8 @@ def _record(rt: Runtime, results: list[_Result]) -> tuple[list[DeliveryOutcome],
     outcomes: list[DeliveryOutcome] = []
     enqueue: list[str] = []
     with rt.sessions.begin() as session:
-        for result in (r for r in results if r.released):
-            policy = RetryPolicy()  # Release moves no retry schedule
-            if outbox_store.apply(session, result.row, Release(), now, policy) is not None:
+        for result in (r for r in results if r.released):  # Release moves no retry schedule
+            if outbox_store.apply(session, result.row, Release(), now, RetryPolicy()) is not None:
                 outcomes.append(DeliveryOutcome(result.row.id, S.PENDING.value))
                 enqueue.append(result.row.id)
         results = [r for r in results if not r.released]

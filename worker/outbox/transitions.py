@@ -125,15 +125,11 @@ def transition(state: RowState, event: Event, now: datetime, policy: RetryPolicy
         return _failed(state, event, now, policy)
     if isinstance(event, Hold):
         _expect(state.status is S.SENDING, state, event)
-        attempts = max(state.attempts - 1, 0)  # nothing was sent
-        held = replace(state, status=S.HELD, attempts=attempts, next_attempt_at=event.until)
+        held = replace(_unsent(state), status=S.HELD, next_attempt_at=event.until)
         return replace(held, last_error=event.note)
     if isinstance(event, Release):
         _expect(state.status is S.SENDING, state, event)
-        attempts = max(state.attempts - 1, 0)  # nothing was sent
-        return replace(
-            state, status=S.PENDING, attempts=attempts, next_attempt_at=now, claimed_at=None
-        )
+        return replace(_unsent(state), status=S.PENDING, next_attempt_at=now, claimed_at=None)
     if isinstance(event, Batch):
         _expect(batchable(state, now), state, event)
         return replace(state, status=S.BATCHED)
@@ -145,6 +141,11 @@ def transition(state: RowState, event: Event, now: datetime, policy: RetryPolicy
         return replace(state, status=S.DEAD, last_error=error)
     _expect(state.status is S.DEAD, state, event)
     return replace(state, status=S.PENDING, attempts=0, next_attempt_at=now, claimed_at=None)
+
+
+def _unsent(state: RowState) -> RowState:
+    """A claim that sent nothing gives its attempt back."""
+    return replace(state, attempts=max(state.attempts - 1, 0))
 
 
 def _failed(state: RowState, event: Failed, now: datetime, policy: RetryPolicy) -> RowState:
